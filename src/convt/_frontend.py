@@ -1,0 +1,205 @@
+"""Parameter parsing shared by the framework front-ends.
+
+A front-end translates its framework's parameters into a :class:`ConvTransposeSpec`
+and calls :func:`convt.conv_transpose`; these helpers hold what the front-ends share:
+per-axis tuples, range checks, unbatched inputs and the call itself. Every error names
+the framework and its parameter.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from convt.core import conv_transpose
+from convt.spec import ConvTransposeSpec, full_length
+
+
+def is_int(value: object) -> bool:
+    """True for Python and numpy integers, not for bools."""
+    if isinstance(value, bool):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
+
+
+def int_tuple(
+    value: Any, n: int, name: str, framework: str, *, allow_single: bool = True
+) -> tuple[int, ...]:
+    """An int or a sequence of ``n`` ints (or of one int, when ``allow_single``)."""
+    if is_int(value):
+        return (operator.index(value),) * n
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(
+            f"{framework}: {name} must be an int or a sequence of {n} ints, got {value!r}"
+        )
+    if not all(is_int(v) for v in value):
+        raise TypeError(f"{framework}: {name} must hold ints only, got {value!r}")
+    values = tuple(operator.index(v) for v in value)
+    if allow_single and len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise ValueError(
+            f"{framework}: {name} must be an int or have {n} values (one per spatial axis), "
+            f"got {value!r}"
+        )
+    return values
+
+
+def check_at_least(values: Sequence[int], minimum: int, name: str, framework: str) -> None:
+    if any(v < minimum for v in values):
+        raise ValueError(
+            f"{framework}: {name} must be >= {minimum} on every axis, got {tuple(values)}"
+        )
+
+
+def check_int(value: Any, name: str, framework: str, minimum: int = 1) -> int:
+    if not is_int(value):
+        raise TypeError(f"{framework}: {name} must be an int, got {value!r}")
+    value = operator.index(value)
+    if value < minimum:
+        raise ValueError(f"{framework}: {name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_output_padding(
+    output_padding, stride, dilation, framework: str, rule: str = "max"
+) -> None:
+    """``output_padding`` below ``max(stride, dilation)`` (torch) or below ``stride``."""
+    for op, s, d in zip(output_padding, stride, dilation):
+        bound = max(s, d) if rule == "max" else s
+        if not 0 <= op < bound:
+            what = "max(stride, dilation)" if rule == "max" else "stride"
+            raise ValueError(
+                f"{framework}: output_padding must be >= 0 and smaller than {what} on every "
+                f"axis, got output_padding={tuple(output_padding)}, stride={tuple(stride)}, "
+                f"dilation={tuple(dilation)}"
+            )
+
+
+def symmetric_crop(
+    padding: Sequence[int], output_padding: Sequence[int]
+) -> tuple[tuple[int, int], ...]:
+    """torch's mapping: crop ``(p, p - output_padding)`` per axis."""
+    return tuple((p, p - op) for p, op in zip(padding, output_padding))
+
+
+def output_padding_for_size(
+    output_size,
+    input_spatial,
+    kernel,
+    stride,
+    padding,
+    dilation,
+    framework: str,
+    name: str = "output_size",
+) -> tuple[int, ...]:
+    """torch's ``_output_padding``: the ``output_padding`` that gives ``output_size``.
+
+    ``output_size`` may hold only the spatial sizes or also the batch and channel ones.
+    Each size must lie in ``[min, min + stride - 1]`` with ``min`` the size that
+    ``output_padding=0`` gives.
+    """
+    n = len(input_spatial)
+    if isinstance(output_size, Sequence) and len(output_size) == n + 2:
+        output_size = tuple(output_size)[2:]
+    sizes = int_tuple(output_size, n, name, framework, allow_single=False)
+    result = []
+    for axis, (size, i, k, s, p, d) in enumerate(
+        zip(sizes, input_spatial, kernel, stride, padding, dilation)
+    ):
+        smallest = full_length(i, k, s, d) - 2 * p
+        largest = smallest + s - 1
+        if not smallest <= size <= largest:
+            raise ValueError(
+                f"{framework}: requested an {name} of {tuple(sizes)}, but valid sizes on "
+                f"spatial axis {axis} range from {smallest} to {largest} for this input, "
+                "kernel, stride, padding and dilation"
+            )
+        result.append(size - smallest)
+    return tuple(result)
+
+
+def check_rank(x, ndim: int, framework: str, function: str, *, unbatched: bool) -> bool:
+    """Returns whether ``x`` is unbatched; raises on any other rank."""
+    rank = jnp.ndim(x)
+    if rank == ndim + 2:
+        return False
+    if unbatched and rank == ndim + 1:
+        return True
+    allowed = (
+        f"{ndim + 1}-D (unbatched) or {ndim + 2}-D (batched)" if unbatched else f"{ndim + 2}-D"
+    )
+    raise ValueError(
+        f"{framework}: {function} expects a {allowed} input, got shape {tuple(jnp.shape(x))}"
+    )
+
+
+def check_arrays(
+    x_shape,
+    w_shape,
+    b_shape,
+    spec: ConvTransposeSpec,
+    framework: str,
+    names=("input", "weight", "bias"),
+):
+    """Channel, group and bias checks with the framework's parameter names."""
+    xn, wn, bn = names
+    n = spec.ndim
+    if len(w_shape) != n + 2:
+        raise ValueError(
+            f"{framework}: {wn} must be {n + 2}-D (in_channels, out_channels // groups, "
+            f"*kernel_size), got shape {tuple(w_shape)}"
+        )
+    c_in = x_shape[spec.channel_axis]
+    if c_in % spec.groups:
+        raise ValueError(
+            f"{framework}: groups={spec.groups} must divide the {xn} channels ({c_in})"
+        )
+    if w_shape[0] != c_in:
+        raise ValueError(
+            f"{framework}: {wn}.shape[0] ({w_shape[0]}) must equal the {xn} channels ({c_in})"
+        )
+    c_out = w_shape[1] * spec.groups
+    if b_shape is not None and tuple(b_shape) != (c_out,):
+        raise ValueError(f"{framework}: {bn} must have shape ({c_out},), got {tuple(b_shape)}")
+    spatial = [x_shape[a] for a in spec.spatial_axes]
+    out = spec.output_spatial_shape(spatial, w_shape[2:])
+    if any(o < 1 for o in out):
+        raise ValueError(
+            f"{framework}: the output size would be {tuple(out)} for an {xn} of spatial size "
+            f"{tuple(spatial)}: the padding is too large (every size must be >= 1)"
+        )
+
+
+def call(
+    x,
+    weight,
+    bias,
+    spec: ConvTransposeSpec,
+    framework: str,
+    *,
+    unbatched: bool = False,
+    method: str = "auto",
+    names=("input", "weight", "bias"),
+) -> jax.Array:
+    """Checks with framework names, then runs the canonical function."""
+    if unbatched:
+        x = jnp.expand_dims(x, 0)
+    check_arrays(
+        jnp.shape(x),
+        jnp.shape(weight),
+        None if bias is None else jnp.shape(bias),
+        spec,
+        framework,
+        names,
+    )
+    y = conv_transpose(x, weight, bias, spec=spec, method=method)
+    return y[0] if unbatched else y

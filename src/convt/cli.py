@@ -1,0 +1,139 @@
+"""``convt`` command line: show how a framework's parameters map onto the canonical spec.
+
+convt spec torch --kernel-size 4 --stride 2 --padding 1 --input-size 32 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from convt.spec import ConvTransposeSpec
+
+# Each framework: (add its arguments, build (spec, kernel, input_size) from parsed args).
+FRAMEWORKS: dict[str, tuple[Callable, Callable]] = {}
+
+
+def _ints(parser, *flags, help, default=None, required=False):
+    parser.add_argument(*flags, type=int, nargs="+", default=default, required=required, help=help)
+
+
+def _common(parser, groups=True, dilation="--dilation"):
+    _ints(
+        parser, "--kernel-size", "-k", required=True, help="kernel size, one value or one per axis"
+    )
+    _ints(
+        parser,
+        "--input-size",
+        "-i",
+        required=True,
+        help="input spatial size, one per axis (sets the number of axes)",
+    )
+    _ints(parser, "--stride", "-s", default=[1], help="stride (default 1)")
+    if dilation:
+        _ints(parser, dilation, "-d", default=[1], help="dilation (default 1)")
+    if groups:
+        parser.add_argument("--groups", "-g", type=int, default=1, help="groups (default 1)")
+
+
+def _one(values):
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _torch_args(parser):
+    _common(parser)
+    _ints(parser, "--padding", "-p", default=[0], help="padding (default 0)")
+    _ints(parser, "--output-padding", default=[0], help="output_padding (default 0)")
+    _ints(
+        parser,
+        "--output-size",
+        default=None,
+        help="output_size, as ConvTransposeNd.forward takes it",
+    )
+
+
+def _torch_spec(args):
+    from convt import torch as framework
+
+    n = len(args.input_size)
+    spec = framework.to_spec(
+        n,
+        _one(args.stride),
+        _one(args.padding),
+        _one(args.output_padding),
+        args.groups,
+        _one(args.dilation),
+        kernel_size=_one(args.kernel_size),
+        input_size=args.input_size,
+        output_size=args.output_size,
+    )
+    return spec
+
+
+FRAMEWORKS["torch"] = (_torch_args, _torch_spec)
+
+
+def _kernel(args, n: int) -> tuple[int, ...]:
+    from convt._frontend import int_tuple
+
+    return int_tuple(_one(args.kernel_size), n, "--kernel-size", "convt")
+
+
+def format_spec(spec: ConvTransposeSpec, input_size: Sequence[int], kernel: Sequence[int]) -> str:
+    out = spec.output_spatial_shape(input_size, kernel)
+    full = spec.full_spatial_shape(input_size, kernel)
+    return "\n".join(
+        [
+            "canonical spec",
+            spec.describe(),
+            f"kernel:   {tuple(kernel)}",
+            f"input spatial shape:  {' '.join(map(str, input_size))}",
+            f"full (uncropped):     {' '.join(map(str, full))}",
+            f"output spatial shape: {' '.join(map(str, out))}",
+        ]
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="convt",
+        description="Transposed convolution conventions, mapped onto convt's canonical spec "
+        "(stride, dilation, crop (lo, hi) per axis, groups, layout).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    spec = sub.add_parser(
+        "spec",
+        help="print the canonical spec and output shape for a framework's parameters",
+        description="Translate one framework's transposed-convolution parameters into the "
+        "canonical spec and print the output spatial shape.",
+    )
+    fw = spec.add_subparsers(dest="framework", required=True, metavar="FRAMEWORK")
+    for name, (add_args, _) in FRAMEWORKS.items():
+        add_args(fw.add_parser(name, help=f"{name}'s parameters"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "spec":
+        _, build = FRAMEWORKS[args.framework]
+        try:
+            spec = build(args)
+            n = len(args.input_size)
+            kernel = _kernel(args, n)
+            out = spec.output_spatial_shape(args.input_size, kernel)
+            if any(o < 1 for o in out):
+                raise ValueError(
+                    f"{args.framework}: the output size would be {out}; every size must be >= 1"
+                )
+        except (ValueError, TypeError) as err:
+            print(f"convt: error: {err}", file=sys.stderr)
+            return 2
+        print(format_spec(spec, args.input_size, kernel))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

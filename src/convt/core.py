@@ -1,0 +1,145 @@
+"""The canonical transposed convolution: validation, lowering choice, bias."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from convt import lowering
+from convt.spec import ConvTransposeSpec
+
+Method = Literal["auto", "lhs_dilated", "phase", "matmul", "tapsum"]
+METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
+
+
+def choose_method(spec: ConvTransposeSpec, weight_shape: tuple[int, ...], backend: str) -> str:
+    """The lowering ``method="auto"`` picks, by backend and shape.
+
+    On the CPU the lhs-dilated form multiplies every inserted zero, so it is never
+    chosen there: non-overlapping stamps (``kernel == stride``, ``dilation == 1``) are
+    one matrix product, depthwise layers a sum of shifted products, the rest the phase
+    decomposition. On GPU and TPU XLA maps the lhs-dilated form onto the vendor's
+    backward-data convolution, which is what torch's CUDA path calls too; it stays the
+    default there.
+    """
+    kernel = weight_shape[2:]
+    if backend != "cpu":
+        return "lhs_dilated"
+    if all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation):
+        return "matmul"
+    if spec.groups > 1 and weight_shape[0] == spec.groups:
+        return "tapsum"
+    return "phase"
+
+
+def _check_method(method: str, spec: ConvTransposeSpec, weight_shape, c_in: int) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    kernel = weight_shape[2:]
+    if method == "matmul" and not (
+        all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation)
+    ):
+        raise ValueError(
+            "method='matmul' needs kernel == stride and dilation == 1 on every axis, got "
+            f"kernel {tuple(kernel)}, stride {spec.stride}, dilation {spec.dilation}"
+        )
+    if method == "tapsum" and c_in != spec.groups:
+        raise ValueError(
+            f"method='tapsum' needs a depthwise layer (C_in == groups), got C_in={c_in}, "
+            f"groups={spec.groups}"
+        )
+
+
+def validate(x_shape, w_shape, b_shape, spec: ConvTransposeSpec) -> None:
+    """Raises ``ValueError`` unless the arrays fit the spec (canonical names)."""
+    n = spec.ndim
+    if len(x_shape) != n + 2:
+        raise ValueError(
+            f"input must have {n + 2} dimensions (batch, channels and {n} spatial) for a "
+            f"{n}-D spec, got shape {tuple(x_shape)}"
+        )
+    if len(w_shape) != n + 2:
+        raise ValueError(
+            f"weight must have {n + 2} dimensions (C_in, C_out // groups, *kernel), got "
+            f"shape {tuple(w_shape)}"
+        )
+    c_in = x_shape[spec.channel_axis]
+    if w_shape[0] != c_in:
+        raise ValueError(
+            f"weight.shape[0] ({w_shape[0]}) must equal the input's channel count ({c_in})"
+        )
+    if c_in % spec.groups:
+        raise ValueError(f"groups ({spec.groups}) must divide the input channels ({c_in})")
+    if any(k < 1 for k in w_shape[2:]) or w_shape[1] < 1:
+        raise ValueError(f"weight shape {tuple(w_shape)} has an empty axis")
+    if any(x_shape[a] < 1 for a in spec.spatial_axes) or x_shape[0] < 0:
+        raise ValueError(f"input shape {tuple(x_shape)} has an empty spatial axis")
+    c_out = w_shape[1] * spec.groups
+    if b_shape is not None and tuple(b_shape) != (c_out,):
+        raise ValueError(f"bias must have shape ({c_out},), got {tuple(b_shape)}")
+    out = spec.output_spatial_shape([x_shape[a] for a in spec.spatial_axes], w_shape[2:])
+    if any(o < 1 for o in out):
+        raise ValueError(
+            f"the output would have spatial shape {out}: every length must be >= 1 "
+            "(the crop is larger than the uncropped output)"
+        )
+
+
+def _promote(x, w, b):
+    arrays = [x, w] if b is None else [x, w, b]
+    dtype = jnp.result_type(*arrays)
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        raise TypeError(f"transposed convolution needs floating-point arrays, got {dtype}")
+    return [jnp.asarray(a, dtype) for a in arrays] + ([None] if b is None else [])
+
+
+@functools.partial(
+    jax.jit, static_argnames=("spec", "precision", "preferred_element_type", "method")
+)
+def conv_transpose(
+    x: jax.Array,
+    w: jax.Array,
+    b: jax.Array | None = None,
+    *,
+    spec: ConvTransposeSpec,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+    method: Method = "auto",
+) -> jax.Array:
+    """Transposed convolution in the canonical spec.
+
+    Args:
+      x: ``(N, C_in, *spatial)`` (channels first) or ``(N, *spatial, C_in)``.
+      w: ``(C_in, C_out // groups, *kernel)``.
+      b: optional ``(C_out,)``.
+      spec: a :class:`~convt.ConvTransposeSpec` (static).
+      precision: passed to ``lax.conv_general_dilated`` (static).
+      preferred_element_type: accumulation/output dtype (static).
+      method: ``"auto"`` or a lowering name from :data:`convt.lowering.LOWERINGS`
+        (static). All give the same values; ``"auto"`` picks the fastest measured.
+
+    Returns:
+      ``spec.output_shape(x.shape, w.shape)``; the dtype follows JAX's promotion rules.
+    """
+    if not isinstance(spec, ConvTransposeSpec):
+        raise TypeError(f"spec must be a ConvTransposeSpec, got {type(spec).__name__}")
+    x, w, b = _promote(x, w, b)
+    validate(x.shape, w.shape, None if b is None else b.shape, spec)
+    _check_method(method, spec, w.shape, x.shape[spec.channel_axis])
+    if method == "auto":
+        method = choose_method(spec, w.shape, jax.default_backend())
+    y = lowering.LOWERINGS[method](x, w, spec, precision, preferred_element_type)
+    if b is not None:
+        shape = [1] * y.ndim
+        shape[spec.channel_axis] = -1
+        y = y + b.reshape(shape).astype(y.dtype)
+    return y
+
+
+def reference(x, w, b=None, *, spec: ConvTransposeSpec) -> jax.Array:
+    """The reference lowering, for tests: ``conv_transpose(..., method="lhs_dilated")``."""
+    return conv_transpose(x, w, b, spec=spec, method="lhs_dilated", precision=lax.Precision.HIGHEST)

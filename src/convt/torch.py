@@ -1,0 +1,218 @@
+"""torch's (and R torch's) transposed convolution.
+
+``torch.nn.functional.conv_transpose{1,2,3}d`` and the ``output_size`` argument of
+``torch.nn.ConvTranspose{1,2,3}d.forward``. Per spatial axis torch computes::
+
+    out = (in - 1) * stride - 2 * padding + dilation * (kernel_size - 1) + output_padding + 1
+
+which is the canonical spec with crop ``(padding, padding - output_padding)``. Weights
+are ``(C_in, C_out // groups, *kernel)``, biases ``(C_out,)``, inputs ``(N, C, *spatial)``
+or unbatched ``(C, *spatial)``. R torch (``nnf_conv_transpose2d``, ``nn_conv_transpose3d``)
+uses the same parameters; its modules document ``padding_mode`` but only ``"zeros"``
+works for transposed convolution, so that is all this module accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+
+from convt import _frontend as fe
+from convt.spec import ConvTransposeSpec
+
+FRAMEWORK = "torch"
+IntOrTuple = int | Sequence[int]
+
+
+def to_spec(
+    ndim: int,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    *,
+    kernel_size: IntOrTuple | None = None,
+    input_size: Sequence[int] | None = None,
+    output_size: IntOrTuple | None = None,
+    padding_mode: str = "zeros",
+) -> ConvTransposeSpec:
+    """The canonical spec for torch parameters, without running anything.
+
+    ``output_size`` (as ``ConvTransposeNd.forward`` takes it) replaces
+    ``output_padding``, as in torch; it needs ``kernel_size`` and ``input_size``
+    (spatial sizes).
+    """
+    if padding_mode != "zeros":
+        raise ValueError(
+            f"torch: padding_mode={padding_mode!r} is not supported for transposed "
+            "convolution; only 'zeros' is"
+        )
+    if isinstance(padding, str):
+        raise TypeError(
+            f"torch: padding must be an int or a tuple of {ndim} ints for a transposed "
+            f"convolution, got {padding!r} (string padding exists only for conv{ndim}d)"
+        )
+    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK)
+    padding = fe.int_tuple(padding, ndim, "padding", FRAMEWORK)
+    dilation = fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK)
+    output_padding = fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK)
+    groups = fe.check_int(groups, "groups", FRAMEWORK)
+    fe.check_at_least(stride, 1, "stride", FRAMEWORK)
+    fe.check_at_least(dilation, 1, "dilation", FRAMEWORK)
+    fe.check_at_least(padding, 0, "padding", FRAMEWORK)
+    if output_size is not None:
+        if kernel_size is None or input_size is None:
+            raise ValueError("torch: output_size needs kernel_size and input_size to be known")
+        kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+        output_padding = fe.output_padding_for_size(
+            output_size, tuple(input_size), kernel, stride, padding, dilation, FRAMEWORK
+        )
+    fe.check_output_padding(output_padding, stride, dilation, FRAMEWORK, rule="max")
+    return ConvTransposeSpec(stride, dilation, fe.symmetric_crop(padding, output_padding), groups)
+
+
+def _conv_transpose(
+    ndim,
+    input,
+    weight,
+    bias,
+    stride,
+    padding,
+    output_padding,
+    groups,
+    dilation,
+    output_size,
+    padding_mode,
+    method,
+):
+    unbatched = fe.check_rank(input, ndim, FRAMEWORK, f"conv_transpose{ndim}d", unbatched=True)
+    spatial = tuple(jax.numpy.shape(input)[-ndim:])
+    if jax.numpy.ndim(weight) != ndim + 2:
+        raise ValueError(
+            f"torch: weight must be {ndim + 2}-D (in_channels, out_channels // groups, "
+            f"*kernel_size), got shape {tuple(jax.numpy.shape(weight))}"
+        )
+    spec = to_spec(
+        ndim,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+        kernel_size=tuple(weight.shape[2:]),
+        input_size=spatial,
+        output_size=output_size,
+        padding_mode=padding_mode,
+    )
+    return fe.call(input, weight, bias, spec, FRAMEWORK, unbatched=unbatched, method=method)
+
+
+def conv_transpose1d(
+    input: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    *,
+    output_size: IntOrTuple | None = None,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+) -> jax.Array:
+    """``torch.nn.functional.conv_transpose1d``.
+
+    Shapes: ``input (N, C_in, L)`` or ``(C_in, L)``, ``weight (C_in, C_out // groups, K)``,
+    ``bias (C_out,)`` -> ``(N, C_out, L_out)`` with
+    ``L_out = (L - 1) * stride - 2 * padding + dilation * (K - 1) + output_padding + 1``.
+    ``output_size`` is ``ConvTranspose1d.forward``'s argument; ``method`` picks the
+    lowering (see :func:`convt.conv_transpose`).
+    """
+    return _conv_transpose(
+        1,
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+        output_size,
+        padding_mode,
+        method,
+    )
+
+
+def conv_transpose2d(
+    input: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    *,
+    output_size: IntOrTuple | None = None,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+) -> jax.Array:
+    """``torch.nn.functional.conv_transpose2d``.
+
+    Shapes: ``input (N, C_in, H, W)`` or ``(C_in, H, W)``, ``weight (C_in, C_out // groups,
+    kH, kW)``, ``bias (C_out,)`` -> ``(N, C_out, H_out, W_out)``, each axis as in
+    :func:`conv_transpose1d`.
+    """
+    return _conv_transpose(
+        2,
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+        output_size,
+        padding_mode,
+        method,
+    )
+
+
+def conv_transpose3d(
+    input: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    *,
+    output_size: IntOrTuple | None = None,
+    padding_mode: str = "zeros",
+    method: str = "auto",
+) -> jax.Array:
+    """``torch.nn.functional.conv_transpose3d``.
+
+    Shapes: ``input (N, C_in, D, H, W)`` or ``(C_in, D, H, W)``, ``weight (C_in,
+    C_out // groups, kD, kH, kW)``, ``bias (C_out,)`` -> ``(N, C_out, D_out, H_out, W_out)``.
+    """
+    return _conv_transpose(
+        3,
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+        output_size,
+        padding_mode,
+        method,
+    )

@@ -1,0 +1,126 @@
+"""Every lowering equals the reference lowering, values and gradients, on random specs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convt import ConvTransposeSpec, choose_method, conv_transpose
+from convt.lowering import xla_swap_hazard_axes
+from helpers import assert_close, randn
+
+
+@st.composite
+def specs(draw, depthwise=False, nonoverlapping=False):
+    ndim = draw(st.integers(1, 3))
+    cap = {1: 7, 2: 5, 3: 3}[ndim]
+    stride, dilation, kernel, n, crop = [], [], [], [], []
+    for _ in range(ndim):
+        s = draw(st.integers(1, 4))
+        d = 1 if nonoverlapping else draw(st.integers(1, 3))
+        k = s if nonoverlapping else draw(st.integers(1, 5))
+        m = draw(st.integers(1, cap))
+        full = (m - 1) * s + d * (k - 1) + 1
+        lo = draw(st.integers(-2, full - 1))
+        hi = draw(st.integers(-2, full - lo - 1))
+        stride.append(s), dilation.append(d), kernel.append(k), n.append(m), crop.append((lo, hi))
+    groups = draw(st.integers(1, 3))
+    c_in = groups if depthwise else groups * draw(st.integers(1, 2))
+    layout = draw(st.sampled_from(["channels_first", "channels_last"]))
+    spec = ConvTransposeSpec(tuple(stride), tuple(dilation), tuple(crop), groups, layout)
+    c_out_g = draw(st.integers(1, 3))
+    x_shape = (
+        (draw(st.integers(1, 2)), c_in, *n)
+        if layout == "channels_first"
+        else (draw(st.integers(1, 2)), *n, c_in)
+    )
+    return spec, x_shape, (c_in, c_out_g, *kernel)
+
+
+def compare_with_reference(spec, x_shape, w_shape, method, seed, dtype="float64"):
+    rng = np.random.default_rng(seed)
+    x, w = randn(rng, x_shape, dtype), randn(rng, w_shape, dtype)
+    b = randn(rng, (w_shape[1] * spec.groups,), dtype)
+
+    def run(m):
+        f = lambda x, w, b: conv_transpose(x, w, b, spec=spec, method=m)  # noqa: E731
+        y, vjp = jax.vjp(f, jnp.asarray(x), jnp.asarray(w), jnp.asarray(b))
+        g = jnp.asarray(randn(np.random.default_rng(seed + 1), y.shape, dtype))
+        return [y, *vjp(g)]
+
+    for got, want in zip(run(method), run("lhs_dilated")):
+        assert got.dtype == want.dtype
+        assert_close(got, want, dtype)
+
+
+@settings(max_examples=150)
+@given(case=specs(), seed=st.integers(0, 2**20))
+def test_phase_equals_reference(case, seed):
+    compare_with_reference(*case, "phase", seed)
+
+
+@settings(max_examples=60)
+@given(case=specs(depthwise=True), seed=st.integers(0, 2**20))
+def test_tapsum_equals_reference(case, seed):
+    compare_with_reference(*case, "tapsum", seed)
+
+
+@settings(max_examples=60)
+@given(case=specs(nonoverlapping=True), seed=st.integers(0, 2**20))
+def test_matmul_equals_reference(case, seed):
+    compare_with_reference(*case, "matmul", seed)
+
+
+@settings(max_examples=40)
+@given(case=specs(), seed=st.integers(0, 2**20))
+def test_auto_equals_reference_float32(case, seed):
+    compare_with_reference(*case, "auto", seed, dtype="float32")
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "matmul", "tapsum"])
+def test_low_precision(dtype, method):
+    spec = ConvTransposeSpec((2, 2), (1, 1), ((0, 0), (0, 0)), groups=4)
+    rng = np.random.default_rng(3)
+    x, w = randn(rng, (2, 4, 5, 5)), randn(rng, (4, 2, 2, 2))
+    want = conv_transpose(x, w, spec=spec, method="lhs_dilated")
+    got = conv_transpose(jnp.asarray(x, dtype), jnp.asarray(w, dtype), spec=spec, method=method)
+    assert got.dtype == jnp.dtype(dtype)
+    assert_close(got, want, dtype)
+
+
+def test_promotion_follows_jax():
+    spec = ConvTransposeSpec.create(1, stride=2)
+    x = jnp.ones((1, 2, 3), jnp.float32)
+    w = jnp.ones((2, 1, 2), jnp.bfloat16)
+    assert conv_transpose(x, w, spec=spec).dtype == jnp.promote_types(jnp.float32, jnp.bfloat16)
+    y = conv_transpose(x, w, spec=spec, preferred_element_type=jnp.float64)
+    assert y.dtype == jnp.float64
+
+
+def test_auto_choice_on_cpu():
+    s2 = ConvTransposeSpec.create(2, stride=2)
+    assert choose_method(s2, (8, 4, 2, 2), "cpu") == "matmul"
+    assert choose_method(s2, (8, 4, 4, 4), "cpu") == "phase"
+    depthwise = ConvTransposeSpec.create(2, stride=2, groups=8)
+    assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum"
+    assert choose_method(s2, (8, 4, 4, 4), "gpu") == "lhs_dilated"
+
+
+def test_method_errors():
+    spec = ConvTransposeSpec.create(1, stride=2)
+    x, w = jnp.ones((1, 2, 3)), jnp.ones((2, 1, 3))
+    with pytest.raises(ValueError, match="method"):
+        conv_transpose(x, w, spec=spec, method="fft")
+    with pytest.raises(ValueError, match="kernel == stride"):
+        conv_transpose(x, w, spec=spec, method="matmul")
+    with pytest.raises(ValueError, match="depthwise"):
+        conv_transpose(x, w, spec=spec, method="tapsum")
+
+
+def test_hazard_axes():
+    spec = ConvTransposeSpec((1, 2), (1, 1), ((1, 1), (1, 1)))
+    assert xla_swap_hazard_axes(spec, (4, 2)) == (1,)
+    assert xla_swap_hazard_axes(spec, (4, 3)) == ()

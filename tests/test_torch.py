@@ -1,0 +1,161 @@
+"""convt.torch against torch itself: values and gradients on random configurations."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convt.torch as ct
+from helpers import assert_close, randn
+
+FUNCS = {1: ct.conv_transpose1d, 2: ct.conv_transpose2d, 3: ct.conv_transpose3d}
+TORCH = {
+    1: torch.nn.functional.conv_transpose1d,
+    2: torch.nn.functional.conv_transpose2d,
+    3: torch.nn.functional.conv_transpose3d,
+}
+
+
+@st.composite
+def torch_layers(draw, max_ndim=3):
+    """A valid torch layer: parameters, shapes and a flag for unbatched input."""
+    ndim = draw(st.integers(1, max_ndim))
+    size_cap = {1: 9, 2: 6, 3: 4}[ndim]
+    axes = []
+    for _ in range(ndim):
+        k = draw(st.integers(1, 4))
+        s = draw(st.integers(1, 3))
+        d = draw(st.integers(1, 3))
+        n = draw(st.integers(1, size_cap))
+        op = draw(st.integers(0, max(s, d) - 1))
+        full = (n - 1) * s + d * (k - 1) + 1
+        p_max = (full + op - 1) // 2  # output length >= 1
+        p = draw(st.integers(0, max(0, min(p_max, d * (k - 1) + 1))))
+        axes.append((k, s, d, n, op, p))
+    groups = draw(st.integers(1, 3))
+    c_in = groups * draw(st.integers(1, 2))
+    c_out_g = draw(st.integers(1, 3))
+    batch = draw(st.integers(1, 2))
+    k, s, d, n, op, p = (tuple(v) for v in zip(*axes))
+    layer = dict(
+        stride=s,
+        padding=p,
+        output_padding=op,
+        groups=groups,
+        dilation=d,
+    )
+    # scalars where all axes agree, as users write them
+    for key in ("stride", "padding", "output_padding", "dilation"):
+        if draw(st.booleans()) and len(set(layer[key])) == 1:
+            layer[key] = layer[key][0]
+    return dict(
+        ndim=ndim,
+        layer=layer,
+        x_shape=(batch, c_in, *n),
+        w_shape=(c_in, c_out_g, *k),
+        bias=draw(st.booleans()),
+        unbatched=draw(st.booleans()),
+    )
+
+
+def run_torch(cfg, x, w, b, g):
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    bt = None if b is None else torch.tensor(b, requires_grad=True)
+    y = TORCH[cfg["ndim"]](xt, wt, bt, **cfg["layer"])
+    y.backward(torch.tensor(g))
+    grads = [xt.grad.numpy(), wt.grad.numpy()] + ([] if b is None else [bt.grad.numpy()])
+    return y.detach().numpy(), grads
+
+
+def run_convt(cfg, x, w, b, g, **kwargs):
+    f = FUNCS[cfg["ndim"]]
+    args = [jnp.asarray(x), jnp.asarray(w)] + ([] if b is None else [jnp.asarray(b)])
+
+    def fn(*args):
+        return f(*args[:2], args[2] if len(args) > 2 else None, **cfg["layer"], **kwargs)
+
+    y, vjp = jax.vjp(fn, *args)
+    return np.asarray(y), [np.asarray(v) for v in vjp(jnp.asarray(g))]
+
+
+def check_against_torch(cfg, dtype, seed, **kwargs):
+    rng = np.random.default_rng(seed)
+    x = randn(rng, cfg["x_shape"], dtype)
+    if cfg["unbatched"]:
+        x = x[0]
+    w = randn(rng, cfg["w_shape"], dtype)
+    b = randn(rng, (cfg["w_shape"][1] * cfg["layer"]["groups"],), dtype) if cfg["bias"] else None
+    xt = torch.tensor(x)
+    y_shape = TORCH[cfg["ndim"]](
+        xt, torch.tensor(w), None if b is None else torch.tensor(b), **cfg["layer"]
+    ).shape
+    g = randn(rng, tuple(y_shape), dtype)
+    y_ref, grads_ref = run_torch(cfg, x, w, b, g)
+    y, grads = run_convt(cfg, x, w, b, g, **kwargs)
+    assert y.dtype == np.dtype(dtype)
+    assert_close(y, y_ref, dtype)
+    for got, want in zip(grads, grads_ref):
+        assert_close(got, want, dtype)
+
+
+@settings(max_examples=300)
+@given(cfg=torch_layers(), seed=st.integers(0, 2**31 - 1))
+def test_matches_torch_float32(cfg, seed):
+    check_against_torch(cfg, "float32", seed)
+
+
+@settings(max_examples=120)
+@given(cfg=torch_layers(), seed=st.integers(0, 2**31 - 1))
+def test_matches_torch_float64(cfg, seed):
+    check_against_torch(cfg, "float64", seed)
+
+
+@settings(max_examples=60)
+@given(
+    cfg=torch_layers(),
+    seed=st.integers(0, 2**31 - 1),
+    method=st.sampled_from(["lhs_dilated", "phase"]),
+)
+def test_matches_torch_each_lowering(cfg, seed, method):
+    check_against_torch(cfg, "float64", seed, method=method)
+
+
+@pytest.mark.parametrize(
+    "ndim, x_shape, w_shape, layer",
+    [
+        (2, (1, 16, 6, 6), (16, 16, 3, 3), dict(stride=2, padding=1)),
+        (1, (2, 4, 5), (4, 3, 4), dict(stride=3, padding=2, dilation=2)),
+        (3, (1, 2, 3, 2, 4), (2, 2, 2, 3, 2), dict(stride=(1, 2, 3), padding=(0, 1, 1))),
+    ],
+)
+def test_output_size_matches_torch_module(ndim, x_shape, w_shape, layer):
+    """``output_size`` as ``ConvTransposeNd.forward`` takes it, over its whole range."""
+    rng = np.random.default_rng(0)
+    x, w = randn(rng, x_shape), randn(rng, w_shape)
+    module_cls = {
+        1: torch.nn.ConvTranspose1d,
+        2: torch.nn.ConvTranspose2d,
+        3: torch.nn.ConvTranspose3d,
+    }[ndim]
+    m = module_cls(w_shape[0], w_shape[1], w_shape[2:], bias=False, **layer)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor(w))
+    base = m(torch.tensor(x)).shape[2:]
+    stride = layer["stride"] if isinstance(layer["stride"], tuple) else (layer["stride"],) * ndim
+    for extra in np.ndindex(*stride):
+        size = [b + e for b, e in zip(base, extra)]
+        ref = m(torch.tensor(x), output_size=size).detach().numpy()
+        got = FUNCS[ndim](jnp.asarray(x), jnp.asarray(w), **layer, output_size=size)
+        assert_close(got, ref)
+        full = [x_shape[0], w_shape[1], *size]  # the form with batch and channels
+        got_full = FUNCS[ndim](jnp.asarray(x), jnp.asarray(w), **layer, output_size=full)
+        assert_close(got_full, ref)
+    too_big = [b + s for b, s in zip(base, stride)]
+    with pytest.raises(ValueError):
+        m(torch.tensor(x), output_size=too_big)
+    with pytest.raises(ValueError, match="output_size"):
+        FUNCS[ndim](jnp.asarray(x), jnp.asarray(w), **layer, output_size=too_big)
