@@ -127,7 +127,9 @@ def output_padding_for_size(
     return tuple(result)
 
 
-def check_rank(x, ndim: int, framework: str, function: str, *, unbatched: bool) -> bool:
+def check_rank(
+    x, ndim: int, framework: str, function: str, *, unbatched: bool, name: str = "input"
+) -> bool:
     """Returns whether ``x`` is unbatched; raises on any other rank."""
     rank = jnp.ndim(x)
     if rank == ndim + 2:
@@ -138,7 +140,7 @@ def check_rank(x, ndim: int, framework: str, function: str, *, unbatched: bool) 
         f"{ndim + 1}-D (unbatched) or {ndim + 2}-D (batched)" if unbatched else f"{ndim + 2}-D"
     )
     raise ValueError(
-        f"{framework}: {function} expects a {allowed} input, got shape {tuple(jnp.shape(x))}"
+        f"{framework}: {function} expects {name} to be {allowed}, got shape {tuple(jnp.shape(x))}"
     )
 
 
@@ -148,10 +150,10 @@ def check_arrays(
     b_shape,
     spec: ConvTransposeSpec,
     framework: str,
-    names=("input", "weight", "bias"),
+    names=("input", "weight", "bias", "padding"),
 ):
-    """Channel, group and bias checks with the framework's parameter names."""
-    xn, wn, bn = names
+    """Channel, group, bias and output-size checks with the framework's parameter names."""
+    xn, wn, bn, pn = names
     n = spec.ndim
     if len(w_shape) != n + 2:
         raise ValueError(
@@ -175,7 +177,7 @@ def check_arrays(
     if any(o < 1 for o in out):
         raise ValueError(
             f"{framework}: the output size would be {tuple(out)} for an {xn} of spatial size "
-            f"{tuple(spatial)}: the padding is too large (every size must be >= 1)"
+            f"{tuple(spatial)}: {pn} is too large (every size must be >= 1)"
         )
 
 
@@ -188,7 +190,7 @@ def call(
     *,
     unbatched: bool = False,
     method: str = "auto",
-    names=("input", "weight", "bias"),
+    names=("input", "weight", "bias", "padding"),
 ) -> jax.Array:
     """Checks with framework names, then runs the canonical function."""
     if unbatched:
@@ -203,3 +205,22 @@ def call(
     )
     y = conv_transpose(x, weight, bias, spec=spec, method=method)
     return y[0] if unbatched else y
+
+
+def crop_for_size(
+    pad_lo: Sequence[int], full: Sequence[int], size: Sequence[int]
+) -> tuple[tuple[int, int], ...]:
+    """Crop ``(lo, full - lo - size)``: keep ``size`` outputs starting at ``lo``."""
+    return tuple((lo, f - lo - n) for lo, f, n in zip(pad_lo, full, size))
+
+
+def spatial_shape(x, ndim: int, channels_last: bool = False) -> tuple[int, ...]:
+    """The spatial sizes of a batched input."""
+    shape = tuple(jnp.shape(x))
+    return shape[1:-1] if channels_last else shape[2 : 2 + ndim]
+
+
+def conv_out_size(size: int, k: int, s: int, p: int, d: int = 1, cover_all: bool = False) -> int:
+    """chainer's ``get_conv_outsize``: the forward convolution's output length."""
+    dk = d * (k - 1) + 1
+    return (size + 2 * p - dk + (s - 1 if cover_all else 0)) // s + 1

@@ -56,9 +56,8 @@ def _torch_args(parser):
 def _torch_spec(args):
     from convt import torch as framework
 
-    n = len(args.input_size)
-    spec = framework.to_spec(
-        n,
+    return framework.to_spec(
+        len(args.input_size),
         _one(args.stride),
         _one(args.padding),
         _one(args.output_padding),
@@ -68,10 +67,126 @@ def _torch_spec(args):
         input_size=args.input_size,
         output_size=args.output_size,
     )
-    return spec
 
 
-FRAMEWORKS["torch"] = (_torch_args, _torch_spec)
+def _chainer_args(parser):
+    _common(parser, dilation="--dilate")
+    _ints(parser, "--pad", "-p", default=[0], help="pad (default 0)")
+    _ints(parser, "--outsize", default=None, help="outsize, one per axis")
+
+
+def _chainer_spec(args):
+    from convt import chainer as framework
+
+    n = len(args.input_size)
+    return framework.to_spec(
+        n,
+        _one(args.stride),
+        _one(args.pad),
+        args.outsize,
+        _one(args.dilate),
+        args.groups,
+        kernel_size=_one(args.kernel_size),
+        input_size=args.input_size,
+    )
+
+
+def _chainerx_args(parser):
+    _common(parser, groups=False, dilation=None)
+    _ints(parser, "--pad", "-p", default=[0], help="pad (default 0)")
+    _ints(parser, "--outsize", default=None, help="outsize, one per axis")
+
+
+def _chainerx_spec(args):
+    from convt import chainerx as framework
+
+    n = len(args.input_size)
+    return framework.to_spec(
+        n,
+        _one(args.stride),
+        _one(args.pad),
+        args.outsize,
+        kernel_size=_one(args.kernel_size),
+        input_size=args.input_size,
+    )
+
+
+def _padding_arg(value: str):
+    """paddle's padding from the command line: SAME, VALID, or integers."""
+    if value.upper() in ("SAME", "VALID"):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"padding must be SAME, VALID or integers, got {value!r}"
+        ) from None
+
+
+def _paddle_args(parser):
+    _common(parser)
+    parser.add_argument(
+        "--padding",
+        "-p",
+        type=_padding_arg,
+        nargs="+",
+        default=[0],
+        help="SAME, VALID, one int, one per axis, or two per axis "
+        "(before_1 after_1 before_2 after_2 ...)",
+    )
+    _ints(parser, "--output-padding", default=[0], help="output_padding (default 0)")
+    _ints(parser, "--output-size", default=None, help="output_size, one per axis")
+    parser.add_argument(
+        "--data-format",
+        default=None,
+        help="NCL/NLC, NCHW/NHWC or NCDHW/NDHWC (default channels first)",
+    )
+
+
+def _paddle_spec(args):
+    from convt import paddle as framework
+
+    padding = args.padding[0] if len(args.padding) == 1 else list(args.padding)
+    return framework.to_spec(
+        len(args.input_size),
+        _one(args.stride),
+        padding,
+        _one(args.output_padding),
+        _one(args.dilation),
+        args.groups,
+        args.output_size,
+        args.data_format,
+        kernel_size=_one(args.kernel_size),
+        input_size=args.input_size,
+    )
+
+
+def _megengine_args(parser):
+    _common(parser)
+    _ints(parser, "--padding", "-p", default=[0], help="padding (default 0)")
+    _ints(parser, "--output-padding", default=[0], help="output_padding (default 0)")
+
+
+def _megengine_spec(args):
+    from convt import megengine as framework
+
+    return framework.to_spec(
+        len(args.input_size),
+        _one(args.stride),
+        _one(args.padding),
+        _one(args.output_padding),
+        _one(args.dilation),
+        args.groups,
+    )
+
+
+FRAMEWORKS.update(
+    torch=(_torch_args, _torch_spec),
+    chainer=(_chainer_args, _chainer_spec),
+    chainerx=(_chainerx_args, _chainerx_spec),
+    paddle=(_paddle_args, _paddle_spec),
+    megengine=(_megengine_args, _megengine_spec),
+)
 
 
 def _kernel(args, n: int) -> tuple[int, ...]:

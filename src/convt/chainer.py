@@ -1,0 +1,154 @@
+"""chainer's ``deconvolution_{1,2,3,n}d``.
+
+Per spatial axis chainer computes ``l = s * (d - 1) + k_eff - 2 * p`` with
+``k_eff = dilate * (k - 1) + 1`` (``d`` the input length), the canonical spec with crop
+``(p, p)``. With ``outsize = l`` it keeps ``l`` outputs from ``p`` on: crop
+``(p, full - p - l)``. chainer accepts ``outsize`` when its type check
+``get_conv_outsize(l) <= d <= get_conv_outsize(l, cover_all=True)`` holds on every axis
+(the docs state only the first equation; chainer itself also accepts the ``cover_all``
+sizes, and so does convt). Weights are ``(c_I, c_O // groups, *k)``, biases ``(c_O,)``.
+
+chainer itself does not validate ``pad`` and ``dilate``: a negative pad or a zero
+dilation returns arrays of meaningless shape there; convt raises instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+
+from convt import _frontend as fe
+from convt.spec import ConvTransposeSpec
+
+FRAMEWORK = "chainer"
+IntOrTuple = int | Sequence[int]
+
+
+def check_outsize(
+    outsize, input_size, kernel, stride, pad, dilate, framework=FRAMEWORK
+) -> tuple[int, ...]:
+    """chainer's range check of ``outsize``; returns it as a tuple."""
+    n = len(input_size)
+    if fe.is_int(outsize) or not isinstance(outsize, Sequence):
+        raise TypeError(f"{framework}: outsize must be a tuple of {n} ints, got {outsize!r}")
+    sizes = fe.int_tuple(outsize, n, "outsize", framework, allow_single=False)
+    for axis, (l, d, k, s, p, dil) in enumerate(
+        zip(sizes, input_size, kernel, stride, pad, dilate)
+    ):
+        lower = fe.conv_out_size(l, k, s, p, dil)
+        upper = fe.conv_out_size(l, k, s, p, dil, cover_all=True)
+        if not lower <= d <= upper:
+            raise ValueError(
+                f"{framework}: outsize {tuple(sizes)} is inconsistent with the input size {d} "
+                f"on spatial axis {axis}: chainer needs floor((l + 2p - k_eff) / s) + 1 <= "
+                f"{d} <= the cover_all version, with l={l}, p={p}, s={s}, "
+                f"k_eff={dil * (k - 1) + 1}"
+            )
+    return sizes
+
+
+def to_spec(
+    ndim: int,
+    stride: IntOrTuple = 1,
+    pad: IntOrTuple = 0,
+    outsize: Sequence[int] | None = None,
+    dilate: IntOrTuple = 1,
+    groups: int = 1,
+    *,
+    kernel_size: IntOrTuple | None = None,
+    input_size: Sequence[int] | None = None,
+) -> ConvTransposeSpec:
+    """The canonical spec for chainer parameters (``outsize`` needs both sizes)."""
+    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK, allow_single=False)
+    pad = fe.int_tuple(pad, ndim, "pad", FRAMEWORK, allow_single=False)
+    dilate = fe.int_tuple(dilate, ndim, "dilate", FRAMEWORK, allow_single=False)
+    groups = fe.check_int(groups, "groups", FRAMEWORK)
+    fe.check_at_least(stride, 1, "stride", FRAMEWORK)
+    fe.check_at_least(dilate, 1, "dilate", FRAMEWORK)
+    fe.check_at_least(pad, 0, "pad", FRAMEWORK)
+    crop = tuple((p, p) for p in pad)
+    if outsize is not None:
+        if kernel_size is None or input_size is None:
+            raise ValueError("chainer: outsize needs kernel_size and input_size to be known")
+        kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+        sizes = check_outsize(outsize, tuple(input_size), kernel, stride, pad, dilate)
+        spec = ConvTransposeSpec(stride, dilate, crop, groups)
+        crop = fe.crop_for_size(pad, spec.full_spatial_shape(input_size, kernel), sizes)
+    return ConvTransposeSpec(stride, dilate, crop, groups)
+
+
+def deconvolution_nd(
+    x: jax.Array,
+    W: jax.Array,
+    b: jax.Array | None = None,
+    stride: IntOrTuple = 1,
+    pad: IntOrTuple = 0,
+    outsize: Sequence[int] | None = None,
+    dilate: IntOrTuple = 1,
+    groups: int = 1,
+    *,
+    method: str = "auto",
+) -> jax.Array:
+    """``chainer.functions.deconvolution_nd``.
+
+    Shapes: ``x (n, c_I, d_1, ..., d_N)``, ``W (c_I, c_O // groups, k_1, ..., k_N)``,
+    ``b (c_O,)`` -> ``(n, c_O, l_1, ..., l_N)``, ``l = s (d - 1) + k_eff - 2p`` or
+    ``outsize``.
+    """
+    ndim = jax.numpy.ndim(x) - 2
+    if ndim < 1:
+        raise ValueError(
+            "chainer: x must have a batch, a channel and spatial axes, got shape "
+            f"{jax.numpy.shape(x)}"
+        )
+    return _deconvolution(
+        ndim, "deconvolution_nd", x, W, b, stride, pad, outsize, dilate, groups, method
+    )
+
+
+def _deconvolution(ndim, function, x, W, b, stride, pad, outsize, dilate, groups, method):
+    fe.check_rank(x, ndim, FRAMEWORK, function, unbatched=False, name="x")
+    if jax.numpy.ndim(W) != ndim + 2:
+        raise ValueError(
+            f"chainer: W must be {ndim + 2}-D (c_I, c_O // groups, *k), got shape "
+            f"{jax.numpy.shape(W)}"
+        )
+    spec = to_spec(
+        ndim,
+        stride,
+        pad,
+        outsize,
+        dilate,
+        groups,
+        kernel_size=tuple(jax.numpy.shape(W)[2:]),
+        input_size=fe.spatial_shape(x, ndim),
+    )
+    return fe.call(x, W, b, spec, FRAMEWORK, method=method, names=("x", "W", "b", "pad"))
+
+
+def deconvolution_1d(
+    x, W, b=None, stride=1, pad=0, outsize=None, dilate=1, groups=1, *, method="auto"
+) -> jax.Array:
+    """``chainer.functions.deconvolution_1d``: :func:`deconvolution_nd` on ``(n, c_I, d)``."""
+    return _deconvolution(
+        1, "deconvolution_1d", x, W, b, stride, pad, outsize, dilate, groups, method
+    )
+
+
+def deconvolution_2d(
+    x, W, b=None, stride=1, pad=0, outsize=None, *, dilate=1, groups=1, method="auto"
+) -> jax.Array:
+    """``chainer.functions.deconvolution_2d`` (``dilate`` and ``groups`` keyword-only)."""
+    return _deconvolution(
+        2, "deconvolution_2d", x, W, b, stride, pad, outsize, dilate, groups, method
+    )
+
+
+def deconvolution_3d(
+    x, W, b=None, stride=1, pad=0, outsize=None, dilate=1, groups=1, *, method="auto"
+) -> jax.Array:
+    """``chainer.functions.deconvolution_3d``: :func:`deconvolution_nd` on 3 spatial axes."""
+    return _deconvolution(
+        3, "deconvolution_3d", x, W, b, stride, pad, outsize, dilate, groups, method
+    )

@@ -1,0 +1,95 @@
+"""``chainerx.conv_transpose(x, w, b=None, stride=1, pad=0, outsize=None)``.
+
+N-dimensional, no dilation, no groups. Output length per axis
+``l = s (d - 1) + k - 2p``, or ``outsize``; the canonical crop is ``(p, p)`` or
+``(p, full - p - l)``. chainerx checks ``outsize`` all-or-nothing: either every axis
+satisfies ``d == floor((l + 2p - k) / s) + 1`` or every axis satisfies the
+``cover_all`` version ``d == floor((l + 2p - k + s - 1) / s) + 1``; otherwise it raises
+("Output dims ... are inconsistent"), and so does convt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+
+from convt import _frontend as fe
+from convt.spec import ConvTransposeSpec
+
+FRAMEWORK = "chainerx"
+IntOrTuple = int | Sequence[int]
+
+
+def to_spec(
+    ndim: int,
+    stride: IntOrTuple = 1,
+    pad: IntOrTuple = 0,
+    outsize: Sequence[int] | None = None,
+    *,
+    kernel_size: IntOrTuple | None = None,
+    input_size: Sequence[int] | None = None,
+) -> ConvTransposeSpec:
+    """The canonical spec for chainerx parameters (``outsize`` needs both sizes)."""
+    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK, allow_single=False)
+    pad = fe.int_tuple(pad, ndim, "pad", FRAMEWORK, allow_single=False)
+    fe.check_at_least(stride, 1, "stride", FRAMEWORK)
+    fe.check_at_least(pad, 0, "pad", FRAMEWORK)
+    spec = ConvTransposeSpec(stride, (1,) * ndim, tuple((p, p) for p in pad))
+    if outsize is None:
+        return spec
+    if kernel_size is None or input_size is None:
+        raise ValueError("chainerx: outsize needs kernel_size and input_size to be known")
+    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+    sizes = fe.int_tuple(outsize, ndim, "outsize", FRAMEWORK, allow_single=False)
+    fe.check_at_least(sizes, 0, "outsize", FRAMEWORK)
+    checks = [
+        all(
+            d == fe.conv_out_size(l, k, s, p, cover_all=cover_all)
+            for d, l, k, s, p in zip(input_size, sizes, kernel, stride, pad)
+        )
+        for cover_all in (False, True)
+    ]
+    if not any(checks):
+        raise ValueError(
+            f"chainerx: outsize {tuple(sizes)} is inconsistent with the input size "
+            f"{tuple(input_size)}: every axis must satisfy d == floor((l + 2p - k) / s) + 1, "
+            "or every axis its cover_all version"
+        )
+    crop = fe.crop_for_size(pad, spec.full_spatial_shape(input_size, kernel), sizes)
+    return ConvTransposeSpec(stride, (1,) * ndim, crop)
+
+
+def conv_transpose(
+    x: jax.Array,
+    w: jax.Array,
+    b: jax.Array | None = None,
+    stride: IntOrTuple = 1,
+    pad: IntOrTuple = 0,
+    outsize: Sequence[int] | None = None,
+    *,
+    method: str = "auto",
+) -> jax.Array:
+    """``chainerx.conv_transpose``.
+
+    Shapes: ``x (n, c_I, d_1, ..., d_N)``, ``w (c_I, c_O, k_1, ..., k_N)``, ``b (c_O,)``
+    -> ``(n, c_O, l_1, ..., l_N)`` with ``l = s (d - 1) + k - 2p`` or ``outsize``.
+    """
+    ndim = jax.numpy.ndim(x) - 2
+    if ndim < 1:
+        raise ValueError(
+            f"chainerx: x must be (n, c_I, d_1, ..., d_N), got shape {jax.numpy.shape(x)}"
+        )
+    if jax.numpy.ndim(w) != ndim + 2:
+        raise ValueError(
+            f"chainerx: w must be {ndim + 2}-D (c_I, c_O, *k), got shape {jax.numpy.shape(w)}"
+        )
+    spec = to_spec(
+        ndim,
+        stride,
+        pad,
+        outsize,
+        kernel_size=tuple(jax.numpy.shape(w)[2:]),
+        input_size=fe.spatial_shape(x, ndim),
+    )
+    return fe.call(x, w, b, spec, FRAMEWORK, method=method, names=("x", "w", "b", "pad"))

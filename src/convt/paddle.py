@@ -1,0 +1,304 @@
+"""paddle's ``conv{1,2,3}d_transpose``.
+
+Per spatial axis with pads ``(before, after)`` paddle computes::
+
+    out = (in - 1) * stride - before - after + dilation * (k - 1) + 1 + output_padding
+
+the canonical spec with crop ``(before, after - output_padding)``. ``output_size``
+(mutually exclusive with a nonzero ``output_padding``) must lie in
+``[out, out + stride)`` with ``output_padding = 0``; it keeps ``output_size`` outputs from
+``before`` on. ``padding`` may be an int, one int per axis, two per axis
+(``[before_1, after_1, before_2, after_2, ...]``), one pair per axis of the input
+including the (zero) batch and channel pairs, or ``"SAME"``/``"VALID"`` in any case.
+
+What paddle 3.3 does for ``"SAME"`` (not the formula on its doc page, which gives
+``(in + stride - 1) / stride``): it pads like a forward convolution's SAME on the
+*input*, ``total = max((ceil(in / stride) - 1) * stride + k - in, 0)`` split
+``(total // 2, total - total // 2)``, and sets the dilation to 1. ``"VALID"`` is zero
+padding. ``output_padding`` must be below the stride (paddle's shape check allows
+``< max(stride, dilation)``, but its kernel then fails). Channels-last formats
+(``NLC``, ``NHWC``, ``NDHWC``) are passed to XLA as dimension numbers.
+
+paddle does not reject ``dilation=0`` (it returns meaningless shapes); convt does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+
+from convt import _frontend as fe
+from convt.spec import ConvTransposeSpec
+
+FRAMEWORK = "paddle"
+DATA_FORMATS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
+IntOrTuple = int | Sequence[int]
+
+
+def _channels_last(ndim: int, data_format: str) -> bool:
+    if data_format not in DATA_FORMATS[ndim]:
+        raise ValueError(
+            f"paddle: data_format must be one of {DATA_FORMATS[ndim]} for conv{ndim}d_transpose, "
+            f"got {data_format!r}"
+        )
+    return data_format == DATA_FORMATS[ndim][1]
+
+
+def parse_padding(padding: Any, ndim: int, data_format: str) -> str | tuple[tuple[int, int], ...]:
+    """``"SAME"``, ``"VALID"`` or one ``(before, after)`` pair per spatial axis."""
+    if isinstance(padding, str):
+        upper = padding.upper()
+        if upper not in ("SAME", "VALID"):
+            raise ValueError(
+                f"paddle: unknown padding {padding!r}: it can only be 'SAME' or 'VALID'"
+            )
+        return upper
+    if fe.is_int(padding):
+        pairs = ((int(padding),) * 2,) * ndim
+    elif (
+        isinstance(padding, Sequence)
+        and len(padding) > 0
+        and all(isinstance(p, Sequence) and not isinstance(p, str) for p in padding)
+    ):
+        if len(padding) != ndim + 2 or not all(len(p) == 2 for p in padding):
+            raise ValueError(
+                f"paddle: padding given as pairs needs {ndim + 2} pairs (batch, channel and "
+                f"spatial axes in data_format order), got {padding!r}"
+            )
+        flat = fe.int_tuple([v for p in padding for v in p], 2 * ndim + 4, "padding", FRAMEWORK)
+        pairs = [flat[i : i + 2] for i in range(0, len(flat), 2)]
+        channel = 1 if data_format.startswith("NC") else ndim + 1
+        if any(pairs[0]) or any(pairs[channel]):
+            raise ValueError(
+                f"paddle: non-zero padding {padding!r} in the batch or channel dimensions is "
+                "not supported"
+            )
+        pairs = tuple(p for i, p in enumerate(pairs) if i not in (0, channel))
+    elif isinstance(padding, Sequence) and not isinstance(padding, str):
+        values = fe.int_tuple(padding, len(padding), "padding", FRAMEWORK) if len(padding) else ()
+        if len(values) == ndim:
+            pairs = tuple((v, v) for v in values)
+        elif len(values) == 2 * ndim:
+            pairs = tuple(values[i : i + 2] for i in range(0, 2 * ndim, 2))
+        else:
+            raise ValueError(
+                f"paddle: padding needs {ndim} or {2 * ndim} ints for {ndim} spatial axes, got "
+                f"{padding!r}"
+            )
+    else:
+        raise TypeError(f"paddle: padding must be an int, a list or a string, got {padding!r}")
+    if any(v < 0 for pair in pairs for v in pair):
+        raise ValueError(f"paddle: padding must be >= 0, got {padding!r}")
+    return tuple(tuple(p) for p in pairs)
+
+
+def same_pads(
+    input_size: Sequence[int], kernel: Sequence[int], stride: Sequence[int]
+) -> tuple[tuple[int, int], ...]:
+    """paddle's ``"SAME"``: the forward convolution's SAME pads on the input."""
+    pairs = []
+    for n, k, s in zip(input_size, kernel, stride):
+        total = max((-(-n // s) - 1) * s + k - n, 0)
+        pairs.append((total // 2, total - total // 2))
+    return tuple(pairs)
+
+
+def to_spec(
+    ndim: int,
+    stride: IntOrTuple = 1,
+    padding: Any = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    output_size: IntOrTuple | None = None,
+    data_format: str | None = None,
+    *,
+    kernel_size: IntOrTuple | None = None,
+    input_size: Sequence[int] | None = None,
+) -> ConvTransposeSpec:
+    """The canonical spec for paddle parameters.
+
+    ``"SAME"`` and ``output_size`` need ``kernel_size`` and ``input_size`` (spatial).
+    """
+    data_format = data_format or DATA_FORMATS[ndim][0]
+    channels_last = _channels_last(ndim, data_format)
+    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK)
+    dilation = fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK)
+    output_padding = fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK)
+    groups = fe.check_int(groups, "groups", FRAMEWORK)
+    fe.check_at_least(stride, 1, "stride", FRAMEWORK)
+    fe.check_at_least(dilation, 1, "dilation", FRAMEWORK)
+    pads = parse_padding(padding, ndim, data_format)
+    if output_size is not None and any(output_padding):
+        raise ValueError("paddle: output_padding option is mutually exclusive with output_size")
+    fe.check_output_padding(output_padding, stride, dilation, FRAMEWORK, rule="stride")
+    needs_sizes = pads == "SAME" or output_size is not None
+    if needs_sizes and (kernel_size is None or input_size is None):
+        raise ValueError("paddle: 'SAME' padding and output_size need kernel_size and input_size")
+    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK) if needs_sizes else None
+    if pads == "SAME":
+        pads, dilation = same_pads(input_size, kernel, stride), (1,) * ndim
+    elif pads == "VALID":
+        pads = ((0, 0),) * ndim
+    layout = "channels_last" if channels_last else "channels_first"
+    crop = tuple((lo, hi - op) for (lo, hi), op in zip(pads, output_padding))
+    spec = ConvTransposeSpec(stride, dilation, crop, groups, layout)
+    if output_size is None:
+        return spec
+    sizes = fe.int_tuple(output_size, ndim, "output_size", FRAMEWORK)
+    smallest = spec.output_spatial_shape(input_size, kernel)
+    for axis, (size, low, s) in enumerate(zip(sizes, smallest, stride)):
+        if not low <= size < low + s:
+            raise ValueError(
+                f"paddle: output_size {tuple(sizes)} is out of range on spatial axis {axis}: "
+                f"it must be >= {low} and < {low + s}"
+            )
+    full = spec.full_spatial_shape(input_size, kernel)
+    return ConvTransposeSpec(
+        stride, dilation, fe.crop_for_size([lo for lo, _ in pads], full, sizes), groups, layout
+    )
+
+
+def _conv_transpose(
+    ndim,
+    x,
+    weight,
+    bias,
+    stride,
+    padding,
+    output_padding,
+    dilation,
+    groups,
+    output_size,
+    data_format,
+    method,
+):
+    channels_last = _channels_last(ndim, data_format)
+    fe.check_rank(x, ndim, FRAMEWORK, f"conv{ndim}d_transpose", unbatched=False, name="x")
+    if jax.numpy.ndim(weight) != ndim + 2:
+        raise ValueError(
+            f"paddle: weight must be {ndim + 2}-D (in_channels, out_channels // groups, *kernel), "
+            f"got shape {jax.numpy.shape(weight)}"
+        )
+    spec = to_spec(
+        ndim,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        output_size,
+        data_format,
+        kernel_size=tuple(jax.numpy.shape(weight)[2:]),
+        input_size=fe.spatial_shape(x, ndim, channels_last),
+    )
+    return fe.call(
+        x, weight, bias, spec, FRAMEWORK, method=method, names=("x", "weight", "bias", "padding")
+    )
+
+
+def conv1d_transpose(
+    x: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    stride: IntOrTuple = 1,
+    padding: Any = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    output_size: IntOrTuple | None = None,
+    data_format: str = "NCL",
+    *,
+    method: str = "auto",
+) -> jax.Array:
+    """``paddle.nn.functional.conv1d_transpose``.
+
+    Shapes: ``x (N, C_in, L)`` (``NCL``) or ``(N, L, C_in)`` (``NLC``), ``weight (C_in,
+    C_out // groups, K)``, ``bias (C_out,)`` -> ``(N, C_out, L_out)`` in the same format.
+    """
+    return _conv_transpose(
+        1,
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        output_size,
+        data_format,
+        method,
+    )
+
+
+def conv2d_transpose(
+    x: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    stride: IntOrTuple = 1,
+    padding: Any = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    output_size: IntOrTuple | None = None,
+    data_format: str = "NCHW",
+    *,
+    method: str = "auto",
+) -> jax.Array:
+    """``paddle.nn.functional.conv2d_transpose`` (note: ``dilation`` before ``groups``).
+
+    Shapes: ``x (N, C_in, H, W)`` (``NCHW``) or ``(N, H, W, C_in)`` (``NHWC``), ``weight
+    (C_in, C_out // groups, kH, kW)``, ``bias (C_out,)``.
+    """
+    return _conv_transpose(
+        2,
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        output_size,
+        data_format,
+        method,
+    )
+
+
+def conv3d_transpose(
+    x: jax.Array,
+    weight: jax.Array,
+    bias: jax.Array | None = None,
+    stride: IntOrTuple = 1,
+    padding: Any = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    output_size: IntOrTuple | None = None,
+    data_format: str = "NCDHW",
+    *,
+    method: str = "auto",
+) -> jax.Array:
+    """``paddle.nn.functional.conv3d_transpose``.
+
+    Shapes: ``x (N, C_in, D, H, W)`` (``NCDHW``) or ``(N, D, H, W, C_in)`` (``NDHWC``),
+    ``weight (C_in, C_out // groups, kD, kH, kW)``, ``bias (C_out,)``.
+    """
+    return _conv_transpose(
+        3,
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        output_size,
+        data_format,
+        method,
+    )

@@ -1,0 +1,88 @@
+"""Front-ends against the real frameworks' recorded outputs and gradients.
+
+The fixtures come from tools/make_fixtures.py run in the oracle environments
+(paddle 3.3, chainer 7.8, megengine 1.13); see that script for how to regenerate them.
+"""
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import convt.chainer
+import convt.megengine
+import convt.paddle
+from helpers import assert_close
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MODULES = {"paddle": convt.paddle, "chainer": convt.chainer, "megengine": convt.megengine}
+
+
+@cache
+def load(framework):
+    data = np.load(FIXTURES / f"{framework}.npz")
+    meta = json.loads(str(data["meta"]))
+    return meta, {k: data[k] for k in data.files if k != "meta"}
+
+
+def case_ids(framework):
+    meta, _ = load(framework)
+    return [(framework, i) for i in range(len(meta["cases"]))]
+
+
+ALL_CASES = [c for fw in MODULES for c in case_ids(fw)]
+
+
+@pytest.mark.parametrize("framework, index", ALL_CASES, ids=[f"{f}-{i}" for f, i in ALL_CASES])
+def test_matches_framework(framework, index):
+    meta, arrays = load(framework)
+    case = meta["cases"][index]
+    get = lambda key: arrays.get(f"{index}/{key}")  # noqa: E731
+    x, w, b, g = get("x"), get("w"), get("b"), get("g")
+    fn = getattr(MODULES[framework], case["function"])
+    kwargs = case["kwargs"]
+
+    def run(x, w, b):
+        return fn(x, w, b, **kwargs)
+
+    y, vjp = jax.vjp(run, jnp.asarray(x), jnp.asarray(w), None if b is None else jnp.asarray(b))
+    assert_close(y, get("y"))
+    if get("gx") is None:  # the framework's own backward failed: values only
+        return
+    gx, gw, gb = vjp(jnp.asarray(g))
+    assert_close(gx, get("gx"))
+    assert_close(gw, get("gw"))
+    if b is not None:
+        assert_close(gb, get("gb"))
+
+
+ERRORS = [(fw, i) for fw in MODULES for i in range(len(load(fw)[0]["errors"]))]
+
+
+@pytest.mark.parametrize("framework, index", ERRORS, ids=[f"{f}-{i}" for f, i in ERRORS])
+def test_rejects_what_framework_rejects(framework, index):
+    case = load(framework)[0]["errors"][index]
+    module = MODULES[framework]
+    fn = getattr(
+        module,
+        case.get("function")
+        or {
+            "paddle": f"conv{case.get('ndim')}d_transpose",
+            "megengine": f"conv_transpose{case.get('ndim')}d",
+        }[framework],
+    )
+    b = jnp.ones(case["bias"]) if "bias" in case else None
+    with pytest.raises((ValueError, TypeError)) as info:
+        fn(jnp.ones(case["x"]), jnp.ones(case["w"]), b, **case["kwargs"])
+    assert re.search(rf"\b{case['param']}\b", str(info.value)), (str(info.value), case["message"])
+    assert str(info.value).startswith(f"{framework}:")
+
+
+def test_fixture_counts():
+    counts = {fw: len(load(fw)[0]["cases"]) for fw in MODULES}
+    assert counts["paddle"] >= 300 and counts["chainer"] >= 250 and counts["megengine"] >= 200

@@ -1,0 +1,516 @@
+"""Reference fixtures from the real frameworks (run in the oracle environments).
+
+    ../shared/tools/oracle-envs.sh                       # builds $HOME/.cache/convt-oracles
+    O=$HOME/.cache/convt-oracles
+    $O/paddle/bin/python tools/make_fixtures.py paddle
+    $O/paddle/bin/python tools/make_fixtures.py chainer
+    $O/megengine/bin/python tools/make_fixtures.py megengine
+
+Each writes ``tests/fixtures/FRAMEWORK.npz``: for every random configuration the call's
+arguments (JSON), the inputs, the output, the cotangent and the gradients with respect
+to input, weight and bias, float32. It also records the invalid calls the framework
+rejects (``errors``). The suite compares convt against these files, so it needs none of
+the frameworks installed. Standalone on purpose: it imports no convt code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import warnings
+
+import numpy as np
+
+warnings.filterwarnings("ignore")
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
+COUNTS = {"paddle": 330, "chainer": 260, "megengine": 220}
+
+
+def full_len(n, k, s, d):
+    return (n - 1) * s + d * (k - 1) + 1
+
+
+def draw_axes(rng, ndim, max_n, max_k=4, max_s=3, max_d=2):
+    axes = []
+    for _ in range(ndim):
+        axes.append(
+            dict(
+                n=int(rng.integers(1, max_n + 1)),
+                k=int(rng.integers(1, max_k + 1)),
+                s=int(rng.integers(1, max_s + 1)),
+                d=int(rng.integers(1, max_d + 1)),
+            )
+        )
+    return axes
+
+
+def scalar_or_list(rng, values):
+    if len(set(values)) == 1 and rng.random() < 0.4:
+        return int(values[0])
+    return [int(v) for v in values]
+
+
+# ---------------------------------------------------------------------------- paddle
+
+PADDLE_FORMATS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
+
+
+def paddle_case(rng):
+    ndim = int(rng.integers(1, 4))
+    axes = draw_axes(rng, ndim, {1: 7, 2: 5, 3: 3}[ndim])
+    fmt = PADDLE_FORMATS[ndim][int(rng.integers(2))]
+    groups = int(rng.integers(1, 3))
+    c_in, c_out_g = groups * int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    kw = dict(
+        stride=scalar_or_list(rng, [a["s"] for a in axes]),
+        dilation=scalar_or_list(rng, [a["d"] for a in axes]),
+        groups=groups,
+        data_format=fmt,
+    )
+    form = rng.choice(["int", "per_axis", "pairs_flat", "pairs_full", "same", "valid"])
+    pads = []
+    for a in axes:
+        reach = a["d"] * (a["k"] - 1)
+        pads.append((int(rng.integers(0, reach + 1)), int(rng.integers(0, reach + 1))))
+    if form == "int":
+        kw["padding"] = pads[0][0]
+        pads = [(pads[0][0],) * 2] * ndim
+    elif form == "per_axis":
+        kw["padding"] = [p for p, _ in pads]
+        pads = [(p, p) for p, _ in pads]
+    elif form == "pairs_flat":
+        kw["padding"] = [v for pair in pads for v in pair]
+    elif form == "pairs_full":
+        spatial = [list(p) for p in pads]
+        kw["padding"] = (
+            ([[0, 0], [0, 0]] + spatial)
+            if fmt.startswith("NC")
+            else ([[0, 0]] + spatial + [[0, 0]])
+        )
+    else:
+        kw["padding"] = str(rng.choice([form.upper(), form.lower(), form.capitalize()]))
+    extra = rng.choice(["none", "output_padding", "output_size"], p=[0.5, 0.25, 0.25])
+    if extra == "output_padding":
+        kw["output_padding"] = scalar_or_list(rng, [int(rng.integers(0, a["s"])) for a in axes])
+    x_spatial = [a["n"] for a in axes]
+    x_shape = (
+        [int(rng.integers(1, 3)), c_in, *x_spatial]
+        if fmt.startswith("NC")
+        else [int(rng.integers(1, 3)), *x_spatial, c_in]
+    )
+    w_shape = [c_in, c_out_g, *[a["k"] for a in axes]]
+    return ndim, kw, x_shape, w_shape, extra
+
+
+def paddle_fixtures(count, rng):
+    import paddle
+    import paddle.nn.functional as F
+
+    fns = {1: F.conv1d_transpose, 2: F.conv2d_transpose, 3: F.conv3d_transpose}
+    cases, arrays = [], {}
+    while len(cases) < count:
+        ndim, kw, x_shape, w_shape, extra = paddle_case(rng)
+        x = rng.standard_normal(x_shape).astype("float32")
+        w = rng.standard_normal(w_shape).astype("float32")
+        has_bias = bool(rng.random() < 0.5)
+        b = rng.standard_normal(w_shape[1] * kw["groups"]).astype("float32") if has_bias else None
+        try:
+            y0 = fns[ndim](paddle.to_tensor(x), paddle.to_tensor(w), None, **kw)
+        except Exception:
+            continue  # an output length < 1, say: the error tests cover rejection
+        if extra == "output_size":
+            spatial = list(y0.shape[2:] if kw["data_format"].startswith("NC") else y0.shape[1:-1])
+            stride = kw["stride"] if isinstance(kw["stride"], list) else [kw["stride"]] * ndim
+            size = [v + int(rng.integers(0, s)) for v, s in zip(spatial, stride)]
+            kw["output_size"] = size[0] if ndim == 1 and rng.random() < 0.5 else size
+        xt = paddle.to_tensor(x, stop_gradient=False)
+        wt = paddle.to_tensor(w, stop_gradient=False)
+        bt = None if b is None else paddle.to_tensor(b, stop_gradient=False)
+        try:
+            y = fns[ndim](xt, wt, bt, **kw)
+        except Exception:
+            continue
+        if min(y.shape) < 1:  # paddle returns negative sizes instead of raising
+            continue
+        g = rng.standard_normal(y.shape).astype("float32")
+        y.backward(paddle.to_tensor(g))
+        grads = dict(gx=xt.grad.numpy(), gw=wt.grad.numpy())
+        if b is not None:
+            grads["gb"] = bt.grad.numpy()
+        i = len(cases)
+        cases.append(dict(function=f"conv{ndim}d_transpose", kwargs=kw))
+        store(arrays, i, x=x, w=w, b=b, g=g, y=y.numpy(), **grads)
+    errors = check_errors(
+        lambda c: fns[c["ndim"]](
+            paddle.to_tensor(np.ones(c["x"], "float32")),
+            paddle.to_tensor(np.ones(c["w"], "float32")),
+            None,
+            **c["kwargs"],
+        ),
+        PADDLE_ERRORS,
+    )
+    return cases, arrays, errors, dict(paddle=paddle.__version__)
+
+
+PADDLE_ERRORS = [
+    dict(param="padding", ndim=1, x=[1, 2, 5], w=[2, 3, 3], kwargs=dict(padding="foo")),
+    dict(param="padding", ndim=1, x=[1, 2, 5], w=[2, 3, 3], kwargs=dict(padding=-1)),
+    dict(param="padding", ndim=2, x=[1, 2, 5, 5], w=[2, 3, 3, 3], kwargs=dict(padding=[1, 2, 3])),
+    dict(
+        param="padding",
+        ndim=2,
+        x=[1, 2, 5, 5],
+        w=[2, 3, 3, 3],
+        kwargs=dict(padding=[[1, 0], [0, 0], [1, 1], [1, 1]]),
+    ),
+    dict(
+        param="padding",
+        ndim=2,
+        x=[1, 5, 5, 2],
+        w=[2, 3, 3, 3],
+        kwargs=dict(padding=[[0, 0], [1, 1], [1, 1], [0, 1]], data_format="NHWC"),
+    ),
+    dict(param="data_format", ndim=1, x=[1, 2, 5], w=[2, 3, 3], kwargs=dict(data_format="NCHW")),
+    dict(
+        param="data_format", ndim=2, x=[1, 2, 5, 5], w=[2, 3, 3, 3], kwargs=dict(data_format="NCL")
+    ),
+    dict(
+        param="output_padding",
+        ndim=1,
+        x=[1, 2, 5],
+        w=[2, 3, 3],
+        kwargs=dict(stride=2, output_padding=2),
+    ),
+    dict(
+        param="output_padding",
+        ndim=1,
+        x=[1, 2, 5],
+        w=[2, 3, 3],
+        kwargs=dict(stride=1, dilation=2, output_padding=1),
+    ),
+    dict(
+        param="output_padding",
+        ndim=2,
+        x=[1, 2, 5, 5],
+        w=[2, 3, 3, 3],
+        kwargs=dict(stride=2, output_padding=1, output_size=[10, 10]),
+    ),
+    dict(
+        param="output_size",
+        ndim=1,
+        x=[1, 2, 5],
+        w=[2, 3, 3],
+        kwargs=dict(stride=2, padding=1, output_size=8),
+    ),
+    dict(
+        param="output_size",
+        ndim=1,
+        x=[1, 2, 5],
+        w=[2, 3, 3],
+        kwargs=dict(stride=2, padding=1, output_size=11),
+    ),
+    dict(
+        param="output_size",
+        ndim=2,
+        x=[1, 2, 5, 5],
+        w=[2, 3, 3, 3],
+        kwargs=dict(stride=2, padding="SAME", output_size=[12, 10]),
+    ),
+    dict(param="stride", ndim=1, x=[1, 2, 5], w=[2, 3, 3], kwargs=dict(stride=[2, 2])),
+    dict(param="stride", ndim=2, x=[1, 2, 5, 5], w=[2, 3, 3, 3], kwargs=dict(stride=0)),
+    dict(param="groups", ndim=2, x=[1, 3, 5, 5], w=[3, 3, 3, 3], kwargs=dict(groups=2)),
+    dict(param="weight", ndim=2, x=[1, 4, 5, 5], w=[3, 3, 3, 3], kwargs=dict()),
+    dict(param="x", ndim=2, x=[1, 2, 5], w=[2, 3, 3, 3], kwargs=dict()),
+]
+
+
+# ---------------------------------------------------------------------------- chainer
+
+
+def conv_outsize(size, k, s, p, d, cover_all=False):
+    dk = k + (k - 1) * (d - 1)
+    return (size + 2 * p - dk + (s - 1 if cover_all else 0)) // s + 1
+
+
+def chainer_case(rng):
+    ndim = int(rng.integers(1, 4))
+    axes = draw_axes(rng, ndim, {1: 7, 2: 5, 3: 3}[ndim], max_d=3)
+    groups = int(rng.integers(1, 3))
+    c_in, c_out_g = groups * int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    pads = [int(rng.integers(0, a["d"] * (a["k"] - 1) + 1)) for a in axes]
+    kw = dict(stride=scalar_or_list(rng, [a["s"] for a in axes]), pad=scalar_or_list(rng, pads))
+    if rng.random() < 0.5:
+        kw["dilate"] = scalar_or_list(rng, [a["d"] for a in axes])
+    else:
+        for a in axes:
+            a["d"] = 1
+    if groups > 1 or rng.random() < 0.3:
+        kw["groups"] = groups
+    if rng.random() < 0.5:  # every outsize chainer accepts, including cover_all ones
+        sizes = []
+        for a, p in zip(axes, pads):
+            ok = [
+                size
+                for size in range(1, full_len(a["n"], a["k"], a["s"], a["d"]) + 2 * a["s"])
+                if conv_outsize(size, a["k"], a["s"], p, a["d"])
+                <= a["n"]
+                <= conv_outsize(size, a["k"], a["s"], p, a["d"], True)
+            ]
+            if not ok:
+                return None
+            sizes.append(int(rng.choice(ok)))
+        kw["outsize"] = sizes
+    function = rng.choice(["deconvolution_nd", f"deconvolution_{ndim}d"])
+    x_shape = [int(rng.integers(1, 3)), c_in, *[a["n"] for a in axes]]
+    w_shape = [c_in, c_out_g, *[a["k"] for a in axes]]
+    return str(function), kw, x_shape, w_shape
+
+
+def chainer_fixtures(count, rng):
+    import chainer
+    import chainer.functions as F
+
+    cases, arrays = [], {}
+    while len(cases) < count:
+        case = chainer_case(rng)
+        if case is None:
+            continue
+        function, kw, x_shape, w_shape = case
+        x = rng.standard_normal(x_shape).astype("float32")
+        w = rng.standard_normal(w_shape).astype("float32")
+        has_bias = bool(rng.random() < 0.5)
+        b = (
+            rng.standard_normal(w_shape[1] * kw.get("groups", 1)).astype("float32")
+            if has_bias
+            else None
+        )
+        call_kw = dict(kw)
+        if "outsize" in call_kw:
+            call_kw["outsize"] = tuple(call_kw["outsize"])
+        xv, wv = chainer.Variable(x), chainer.Variable(w)
+        bv = None if b is None else chainer.Variable(b)
+        try:
+            y = getattr(F, function)(xv, wv, bv, **call_kw)
+        except Exception:
+            continue
+        g = rng.standard_normal(y.shape).astype("float32")
+        y.grad = g
+        try:
+            y.backward()
+            grads = dict(gx=xv.grad, gw=wv.grad)
+            if b is not None:
+                grads["gb"] = bv.grad
+        except Exception:  # chainer's grouped backward fails on some shapes: values only
+            grads = {}
+        i = len(cases)
+        cases.append(dict(function=function, kwargs=kw))
+        store(arrays, i, x=x, w=w, b=b, g=g, y=y.array, **grads)
+
+    def run(c):
+        kw = dict(c["kwargs"])
+        if isinstance(kw.get("outsize"), list):
+            kw["outsize"] = tuple(kw["outsize"])
+        b = np.ones(c["bias"], "float32") if "bias" in c else None
+        return getattr(F, c["function"])(
+            np.ones(c["x"], "float32"), np.ones(c["w"], "float32"), b, **kw
+        )
+
+    errors = check_errors(run, CHAINER_ERRORS)
+    return cases, arrays, errors, dict(chainer=chainer.__version__)
+
+
+CHAINER_ERRORS = [
+    dict(
+        param="outsize",
+        function="deconvolution_nd",
+        x=[1, 4, 5],
+        w=[4, 3, 3],
+        kwargs=dict(stride=2, pad=1, outsize=[7]),
+    ),
+    dict(
+        param="outsize",
+        function="deconvolution_nd",
+        x=[1, 4, 5],
+        w=[4, 3, 3],
+        kwargs=dict(stride=2, pad=1, outsize=[11]),
+    ),
+    dict(
+        param="outsize",
+        function="deconvolution_2d",
+        x=[1, 4, 5, 5],
+        w=[4, 3, 3, 3],
+        kwargs=dict(stride=2, pad=1, outsize=[9, 12]),
+    ),
+    dict(
+        param="outsize",
+        function="deconvolution_nd",
+        x=[1, 4, 5],
+        w=[4, 3, 3],
+        kwargs=dict(stride=2, pad=1, outsize=9),
+    ),
+    dict(
+        param="stride",
+        function="deconvolution_nd",
+        x=[1, 4, 5],
+        w=[4, 3, 3],
+        kwargs=dict(stride=[2, 2]),
+    ),
+    dict(
+        param="stride", function="deconvolution_nd", x=[1, 4, 5], w=[4, 3, 3], kwargs=dict(stride=0)
+    ),
+    dict(param="pad", function="deconvolution_nd", x=[1, 4, 5], w=[4, 3, 3], kwargs=dict(pad=5)),
+    dict(
+        param="groups", function="deconvolution_nd", x=[1, 3, 5], w=[3, 3, 3], kwargs=dict(groups=2)
+    ),
+    dict(param="W", function="deconvolution_2d", x=[1, 4, 5, 5], w=[3, 3, 3, 3], kwargs=dict()),
+    dict(param="b", function="deconvolution_nd", x=[1, 4, 5], w=[4, 3, 3], kwargs=dict(), bias=[2]),
+]
+
+
+# ---------------------------------------------------------------------------- megengine
+
+
+def megengine_case(rng):
+    ndim = int(rng.integers(2, 4))
+    axes = draw_axes(rng, ndim, {2: 5, 3: 3}[ndim])
+    groups = int(rng.integers(1, 3))
+    c_in, c_out_g = groups * int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    pads = [int(rng.integers(0, a["d"] * (a["k"] - 1) + 1)) for a in axes]
+    kw = dict(
+        stride=scalar_or_list(rng, [a["s"] for a in axes]),
+        padding=scalar_or_list(rng, pads),
+        dilation=scalar_or_list(rng, [a["d"] for a in axes]),
+        groups=groups,
+    )
+    k = [a["k"] for a in axes]
+    w_shape = [groups, c_in // groups, c_out_g, *k] if groups > 1 else [c_in, c_out_g, *k]
+    x_shape = [int(rng.integers(1, 3)), c_in, *[a["n"] for a in axes]]
+    bias = rng.choice(["none", "module", "flat"])
+    return ndim, kw, x_shape, w_shape, str(bias)
+
+
+def megengine_fixtures(count, rng):
+    import megengine as mge
+    import megengine.functional as F
+    from megengine.autodiff import GradManager
+
+    fns = {2: F.conv_transpose2d, 3: F.conv_transpose3d}
+    cases, arrays = [], {}
+    while len(cases) < count:
+        ndim, kw, x_shape, w_shape, bias = megengine_case(rng)
+        c_out = w_shape[-ndim - 1] * kw["groups"]
+        x = rng.standard_normal(x_shape).astype("float32")
+        w = rng.standard_normal(w_shape).astype("float32")
+        b = (
+            None
+            if bias == "none"
+            else rng.standard_normal([1, c_out] + [1] * ndim).astype("float32")
+        )
+        xt, wt = mge.Parameter(x), mge.Parameter(w)
+        bt = None if b is None else mge.Parameter(b)
+        gm = GradManager()
+        gm.attach([t for t in (xt, wt, bt) if t is not None])
+        try:
+            with gm:
+                y = fns[ndim](xt, wt, bt, **kw)
+                g = rng.standard_normal(y.shape).astype("float32")
+                gm.backward(y, mge.tensor(g))
+        except Exception:
+            continue
+        grads = dict(gx=xt.grad.numpy(), gw=wt.grad.numpy())
+        if b is not None:
+            grads["gb"] = bt.grad.numpy()
+            if bias == "flat":  # convt also takes (C_out,); megengine itself does not
+                b, grads["gb"] = b.reshape(-1), grads["gb"].reshape(-1)
+        i = len(cases)
+        cases.append(dict(function=f"conv_transpose{ndim}d", kwargs=kw))
+        store(arrays, i, x=x, w=w, b=b, g=g, y=y.numpy(), **grads)
+
+    def run(c):
+        fn = fns[c["ndim"]]
+        return fn(
+            mge.tensor(np.ones(c["x"], "float32")),
+            mge.tensor(np.ones(c["w"], "float32")),
+            None,
+            **c["kwargs"],
+        )
+
+    errors = check_errors(run, MEGENGINE_ERRORS)
+    return cases, arrays, errors, dict(megengine=mge.__version__)
+
+
+MEGENGINE_ERRORS = [
+    dict(
+        param="output_padding",
+        ndim=2,
+        x=[1, 4, 5, 5],
+        w=[4, 3, 3, 3],
+        kwargs=dict(stride=(2, 2), padding=(1, 1), output_padding=(2, 2)),
+    ),
+    dict(
+        param="output_padding",
+        ndim=2,
+        x=[1, 4, 5, 5],
+        w=[4, 3, 3, 3],
+        kwargs=dict(stride=(1, 1), dilation=(2, 2), output_padding=(1, 1)),
+    ),
+    dict(param="weight", ndim=2, x=[1, 4, 5, 5], w=[4, 3, 3, 3], kwargs=dict(groups=2)),
+    dict(
+        param="conv_mode",
+        ndim=2,
+        x=[1, 4, 5, 5],
+        w=[4, 3, 3, 3],
+        kwargs=dict(conv_mode="convolution"),
+    ),
+    dict(param="weight", ndim=2, x=[1, 4, 5, 5], w=[3, 3, 3, 3], kwargs=dict()),
+    dict(param="inp", ndim=3, x=[1, 4, 5, 5], w=[4, 3, 3, 3, 3], kwargs=dict()),
+]
+
+
+# ---------------------------------------------------------------------------- common
+
+
+def store(arrays, i, **named):
+    for key, value in named.items():
+        if value is not None:
+            arrays[f"{i}/{key}"] = np.asarray(value, dtype=np.float32)
+
+
+def check_errors(run, cases):
+    """Keeps the invalid calls the framework really rejects, with its exception type."""
+    kept = []
+    for case in cases:
+        try:
+            run(case)
+        except Exception as e:  # noqa: BLE001 - any rejection counts
+            kept.append(dict(case, raised=type(e).__name__, message=str(e).strip()[:300]))
+        else:
+            print(f"warning: the framework accepted {case}", file=sys.stderr)
+    return kept
+
+
+def main():
+    framework = sys.argv[1]
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else COUNTS[framework]
+    rng = np.random.default_rng({"paddle": 1, "chainer": 2, "megengine": 3}[framework])
+    make = {
+        "paddle": paddle_fixtures,
+        "chainer": chainer_fixtures,
+        "megengine": megengine_fixtures,
+    }[framework]
+    cases, arrays, errors, versions = make(count, rng)
+    meta = dict(framework=framework, versions=versions, cases=cases, errors=errors)
+    os.makedirs(OUT, exist_ok=True)
+    path = os.path.join(OUT, f"{framework}.npz")
+    np.savez_compressed(path, meta=np.array(json.dumps(meta)), **arrays)
+    print(
+        f"{framework}: {len(cases)} cases, {len(errors)} rejected calls -> {path} "
+        f"({os.path.getsize(path) / 1e6:.2f} MB)"
+    )
+    assert math.isfinite(len(cases))
+
+
+if __name__ == "__main__":
+    main()
