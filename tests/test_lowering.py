@@ -61,6 +61,27 @@ def test_phase_equals_reference(case, seed):
     compare_with_reference(*case, "phase", seed)
 
 
+@settings(max_examples=100)
+@given(case=specs(), seed=st.integers(0, 2**20))
+def test_phase_gemm_equals_reference(case, seed):
+    compare_with_reference(*case, "phase_gemm", seed)
+
+
+@settings(max_examples=40)
+@given(case=specs(), seed=st.integers(0, 2**20))
+def test_phase_forward_mode_equals_reference(case, seed):
+    """The custom JVP of the phase lowering: jvp in both arguments, and jvp-of-grad."""
+    spec, x_shape, w_shape = case
+    rng = np.random.default_rng(seed)
+    x, w, dx, dw = (jnp.asarray(randn(rng, s, "float64")) for s in (x_shape, w_shape, x_shape, w_shape))
+    f = lambda m: (lambda x, w: conv_transpose(x, w, spec=spec, method=m))  # noqa: E731
+    for got, want in zip(jax.jvp(f("phase"), (x, w), (dx, dw)), jax.jvp(f("lhs_dilated"), (x, w), (dx, dw))):
+        assert_close(got, want, "float64")
+    loss = lambda m: (lambda x, w: jnp.sum(jnp.sin(f(m)(x, w))))  # noqa: E731
+    hvp = lambda m: jax.jvp(jax.grad(loss(m), 1), (x, w), (dx, dw))[1]  # noqa: E731
+    assert_close(hvp("phase"), hvp("lhs_dilated"), "float64", 10)
+
+
 @settings(max_examples=60)
 @given(case=specs(depthwise=True), seed=st.integers(0, 2**20))
 def test_tapsum_equals_reference(case, seed):
@@ -80,7 +101,7 @@ def test_auto_equals_reference_float32(case, seed):
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "matmul", "tapsum"])
+@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm", "matmul", "tapsum"])
 def test_low_precision(dtype, method):
     spec = ConvTransposeSpec((2, 2), (1, 1), ((0, 0), (0, 0)), groups=4)
     rng = np.random.default_rng(3)
@@ -104,6 +125,14 @@ def test_auto_choice_on_cpu():
     s2 = ConvTransposeSpec.create(2, stride=2)
     assert choose_method(s2, (8, 4, 2, 2), "cpu") == "matmul"
     assert choose_method(s2, (8, 4, 4, 4), "cpu") == "phase"
+    s3 = ConvTransposeSpec.create(3, stride=2)
+    assert choose_method(s3, (8, 4, 4, 4, 4), "cpu") == "phase_gemm"
+    s1 = ConvTransposeSpec.create(1, stride=4)
+    assert choose_method(s1, (8, 4, 8), "cpu") == "phase_gemm"
+    grouped = ConvTransposeSpec.create(2, stride=2, groups=2)
+    assert choose_method(grouped, (8, 4, 4, 4), "cpu") == "phase_gemm"
+    unstrided = ConvTransposeSpec.create(2, stride=1, crop=1)
+    assert choose_method(unstrided, (8, 4, 3, 3), "cpu") == "lhs_dilated"
     depthwise = ConvTransposeSpec.create(2, stride=2, groups=8)
     assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum"
     assert choose_method(s2, (8, 4, 4, 4), "gpu") == "lhs_dilated"

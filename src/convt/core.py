@@ -12,27 +12,33 @@ from jax import lax
 from convt import lowering
 from convt.spec import ConvTransposeSpec
 
-Method = Literal["auto", "lhs_dilated", "phase", "matmul", "tapsum"]
+Method = Literal["auto", "lhs_dilated", "phase", "phase_gemm", "matmul", "tapsum"]
 METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
 
 
 def choose_method(spec: ConvTransposeSpec, weight_shape: tuple[int, ...], backend: str) -> str:
     """The lowering ``method="auto"`` picks, by backend and shape.
 
-    On the CPU the lhs-dilated form multiplies every inserted zero, so it is never
-    chosen there: non-overlapping stamps (``kernel == stride``, ``dilation == 1``) are
-    one matrix product, depthwise layers a sum of shifted products, the rest the phase
-    decomposition. On GPU and TPU XLA maps the lhs-dilated form onto the vendor's
-    backward-data convolution, which is what torch's CUDA path calls too; it stays the
-    default there.
+    On the CPU the lhs-dilated form multiplies every inserted zero, so it is chosen
+    there only without strides (then it is a plain convolution). Otherwise, by
+    measurement (benchmarks/RESULTS.md): non-overlapping stamps (``kernel == stride``,
+    ``dilation == 1``) are one matrix product; depthwise layers a sum of shifted
+    products; 1-D, 3-D and grouped layers the phase decomposition as one GEMM (XLA's CPU
+    convolutions are slow there, its grouped weight gradient especially); other 2-D
+    layers the phase decomposition as a convolution with a GEMM weight gradient. On GPU
+    and TPU XLA maps the lhs-dilated form onto the vendor's backward-data convolution,
+    which torch's CUDA path calls too; it stays the default there (not measured by this
+    project yet: no accelerator was available).
     """
     kernel = weight_shape[2:]
-    if backend != "cpu":
+    if backend != "cpu" or all(s == 1 for s in spec.stride):
         return "lhs_dilated"
     if all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation):
         return "matmul"
     if spec.groups > 1 and weight_shape[0] == spec.groups:
         return "tapsum"
+    if spec.ndim != 2 or spec.groups > 1:
+        return "phase_gemm"
     return "phase"
 
 

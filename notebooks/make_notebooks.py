@@ -1,0 +1,230 @@
+"""Writes the notebooks from the cell sources below: python notebooks/make_notebooks.py
+
+The .ipynb files are committed without outputs; CI executes them top to bottom.
+"""
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def notebook(cells):
+    return {
+        "cells": [
+            {"cell_type": kind, "metadata": {}, "source": src.strip("\n").splitlines(keepends=True),
+             **({"outputs": [], "execution_count": None} if kind == "code" else {})}
+            for kind, src in cells
+        ],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                     "language_info": {"name": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+ANATOMY = [
+    ("markdown", """
+# Anatomy of a transposed convolution
+
+Everything below is drawn from convt's own outputs. The canonical spec, per axis:
+every input element **stamps** the (dilated) kernel at offset `i * stride`; the stamps
+add up to `y_full`; the result is **cropped** by `(lo, hi)`.
+"""),
+    ("code", """
+import jax, jax.numpy as jnp, numpy as np
+import matplotlib.pyplot as plt
+from convt import ConvTransposeSpec, conv_transpose
+jax.config.update("jax_enable_x64", True)
+
+def run1d(x, w, stride=1, dilation=1, crop=(0, 0)):
+    spec = ConvTransposeSpec((stride,), (dilation,), (crop,))
+    return np.asarray(conv_transpose(jnp.asarray(x, float)[None, None], jnp.asarray(w, float)[None, None], spec=spec))[0, 0]
+"""),
+    ("markdown", "## The scatter: one stamp per input element"),
+    ("code", """
+x, w = np.array([1., 2., -1., 3.]), np.array([1., .5, -.5])
+stamps = np.array([run1d(np.eye(len(x))[i] * x[i], w, stride=2) for i in range(len(x))])
+full = run1d(x, w, stride=2)
+assert np.allclose(stamps.sum(0), full)   # the scatter adds up to y_full
+fig, ax = plt.subplots(figsize=(8, 3))
+ax.imshow(np.vstack([stamps, full]), cmap="coolwarm", vmin=-4, vmax=4, aspect="auto")
+ax.set_yticks(range(5), [f"x[{i}] stamp" for i in range(4)] + ["y_full"])
+ax.set_title("stride 2: stamps 2 apart, overlapping where the kernel is longer than the stride");
+"""),
+    ("markdown", "## The crop, and what `output_padding` really is"),
+    ("code", """
+print("y_full              ", full)
+print("crop (1, 1)  torch p=1       ", run1d(x, w, 2, crop=(1, 1)))
+print("crop (1, 0)  p=1, op=1       ", run1d(x, w, 2, crop=(1, 0)))
+print("crop (-1, -1) extends w/ 0s  ", run1d(x, w, 2, crop=(-1, -1)))
+assert len(run1d(x, w, 2, crop=(1, 0))) == len(full) - 1
+"""),
+    ("markdown", "`output_padding` adds no zeros: it crops one position less on the right, so the last value is a real sum of stamps (here `w[2] * x[3]`)."),
+    ("markdown", "## Dilation spreads the taps"),
+    ("code", """
+fig, axes = plt.subplots(3, 1, figsize=(8, 4), sharex=True)
+for ax, d in zip(axes, [1, 2, 3]):
+    y = run1d([1., 0., 0.], [1., 2., 3.], stride=1, dilation=d)
+    ax.bar(range(len(y)), y); ax.set_title(f"one impulse, kernel [1, 2, 3], dilation {d}", fontsize=9, loc="left")
+plt.tight_layout()
+"""),
+    ("markdown", """
+## paddle's `"SAME"` versus `"VALID"`
+
+paddle's doc page says `"SAME"` gives `(L + stride - 1) / stride`; paddle 3.3 actually pads
+like a forward SAME convolution on the input and resets the dilation to 1. convt does
+what paddle does.
+"""),
+    ("code", """
+import convt.paddle as cp
+xs = jnp.ones((1, 1, 5))
+for k in [1, 2, 3, 4]:
+    same = cp.conv1d_transpose(xs, jnp.ones((1, 1, k)), stride=2, padding="SAME").shape[-1]
+    valid = cp.conv1d_transpose(xs, jnp.ones((1, 1, k)), stride=2, padding="VALID").shape[-1]
+    print(f"k={k}: SAME -> {same}, VALID -> {valid}, doc formula -> {(5 + 2 - 1) // 2}")
+"""),
+    ("markdown", "## A 2-D picture: a checkerboard from stride > kernel overlap"),
+    ("code", """
+import convt.torch as ct
+img = ct.conv_transpose2d(jnp.ones((1, 1, 6, 6)), jnp.ones((1, 1, 3, 3)), stride=2, padding=1)
+plt.imshow(np.asarray(img[0, 0]), cmap="viridis"); plt.colorbar()
+plt.title("all-ones input and kernel, k=3, s=2: uneven overlap (checkerboard artifacts)");
+assert img.shape == (1, 1, 11, 11)
+"""),
+]
+
+PORTING = [
+    ("markdown", """
+# Porting a torch generator to JAX
+
+A small DCGAN generator in torch; its weights moved to JAX; the same outputs through
+convt, under `jit`; then `vmap` over a batch of weights and `grad`.
+"""),
+    ("code", """
+import numpy as np, torch, jax, jax.numpy as jnp
+import convt.torch as ct
+
+torch.manual_seed(0)
+layers = torch.nn.ModuleList([
+    torch.nn.ConvTranspose2d(32, 16, 4, stride=1, padding=0, bias=False),
+    torch.nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1, bias=False),
+    torch.nn.ConvTranspose2d(8, 3, 4, stride=2, padding=1),
+])
+
+def torch_forward(z):
+    h = z
+    for i, layer in enumerate(layers):
+        h = layer(h)
+        h = torch.relu(h) if i < len(layers) - 1 else torch.tanh(h)
+    return h
+"""),
+    ("code", """
+config = [dict(stride=l.stride, padding=l.padding, output_padding=l.output_padding,
+               groups=l.groups, dilation=l.dilation) for l in layers]
+weights = [(jnp.asarray(l.weight.detach().numpy()),
+            None if l.bias is None else jnp.asarray(l.bias.detach().numpy())) for l in layers]
+
+def generator(weights, z):
+    h = z
+    for i, ((w, b), cfg) in enumerate(zip(weights, config)):
+        h = ct.conv_transpose2d(h, w, b, **cfg)
+        h = jax.nn.relu(h) if i < len(config) - 1 else jnp.tanh(h)
+    return h
+
+z = np.random.default_rng(0).standard_normal((4, 32, 1, 1)).astype(np.float32)
+ref = torch_forward(torch.tensor(z)).detach().numpy()
+out = jax.jit(generator)(weights, jnp.asarray(z))
+err = float(np.abs(np.asarray(out) - ref).max() / np.abs(ref).max())
+print(out.shape, "relative error vs torch:", err)
+assert out.shape == ref.shape and err < 1e-5
+"""),
+    ("markdown", "## `vmap` over an ensemble of weights"),
+    ("code", """
+ensemble = jax.tree_util.tree_map(lambda a: jnp.stack([a, 0.5 * a, -a]), weights)
+outs = jax.jit(jax.vmap(generator, in_axes=(0, None)))(ensemble, jnp.asarray(z))
+for i in range(3):
+    single = generator(jax.tree_util.tree_map(lambda a: a[i], ensemble), jnp.asarray(z))
+    assert np.allclose(outs[i], single, atol=1e-6)
+print(outs.shape)
+"""),
+    ("markdown", "## Gradients agree with torch's"),
+    ("code", """
+target = np.random.default_rng(1).standard_normal(ref.shape).astype(np.float32)
+loss = lambda weights: jnp.mean((generator(weights, jnp.asarray(z)) - target) ** 2)
+grads = jax.jit(jax.grad(loss))(weights)
+
+layers.zero_grad()
+torch.mean((torch_forward(torch.tensor(z)) - torch.tensor(target)) ** 2).backward()
+for (gw, gb), layer in zip(grads, layers):
+    tw = layer.weight.grad.numpy()
+    e = np.abs(np.asarray(gw) - tw).max() / np.abs(tw).max()
+    print(f"weight grad relative error {e:.1e}")
+    assert e < 1e-4
+"""),
+]
+
+CONVENTIONS = [
+    ("markdown", """
+# Conventions side by side
+
+One layer (input 5, kernel 3, stride 2, output 10) written in each framework's terms.
+Every front-end translates to the same canonical spec and gives the same numbers.
+"""),
+    ("code", """
+import numpy as np, jax.numpy as jnp
+import convt.torch, convt.chainer, convt.chainerx, convt.paddle, convt.megengine
+from convt import conv_transpose
+
+rng = np.random.default_rng(0)
+x = jnp.asarray(rng.standard_normal((2, 4, 5, 5)), jnp.float32)
+w = jnp.asarray(rng.standard_normal((4, 3, 3, 3)), jnp.float32)
+
+specs = {
+    "torch": convt.torch.to_spec(2, stride=2, padding=1, output_padding=1),
+    "torch output_size": convt.torch.to_spec(2, stride=2, padding=1, kernel_size=3, input_size=(5, 5), output_size=(10, 10)),
+    "chainer outsize": convt.chainer.to_spec(2, stride=2, pad=1, outsize=(10, 10), kernel_size=3, input_size=(5, 5)),
+    "chainerx outsize": convt.chainerx.to_spec(2, stride=2, pad=1, outsize=(10, 10), kernel_size=3, input_size=(5, 5)),
+    "paddle asymmetric": convt.paddle.to_spec(2, stride=2, padding=[1, 0, 1, 0]),
+    "paddle SAME": convt.paddle.to_spec(2, stride=2, padding="SAME", kernel_size=3, input_size=(5, 5)),
+    "megengine": convt.megengine.to_spec(2, stride=(2, 2), padding=(1, 1), output_padding=(1, 1)),
+}
+for name, spec in specs.items():
+    print(f"{name:18s} crop={spec.crop} stride={spec.stride}")
+assert len(set(specs.values())) == 1
+"""),
+    ("code", """
+outputs = {
+    "torch": convt.torch.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+    "chainer": convt.chainer.deconvolution_2d(x, w, stride=2, pad=1, outsize=(10, 10)),
+    "chainerx": convt.chainerx.conv_transpose(x, w, stride=2, pad=1, outsize=(10, 10)),
+    "paddle": convt.paddle.conv2d_transpose(x, w, stride=2, padding=[1, 0, 1, 0]),
+    "paddle NHWC": jnp.moveaxis(convt.paddle.conv2d_transpose(jnp.moveaxis(x, 1, -1), w, stride=2, padding="SAME", data_format="NHWC"), -1, 1),
+    "megengine": convt.megengine.conv_transpose2d(x, w, stride=(2, 2), padding=(1, 1), output_padding=(1, 1)),
+    "canonical": conv_transpose(x, w, spec=specs["torch"]),
+}
+for name, y in outputs.items():
+    print(f"{name:12s} {y.shape}  max diff to torch: {float(jnp.abs(y - outputs['torch']).max()):.1e}")
+    assert y.shape == (2, 3, 10, 10) and jnp.allclose(y, outputs["torch"], atol=1e-5)
+"""),
+    ("markdown", """
+## What cannot be expressed
+
+torch's `padding` is symmetric: it cannot crop more on the right than on the left
+(`output_padding` only crops less). paddle's asymmetric pads and the canonical spec can.
+"""),
+    ("code", """
+spec = convt.paddle.to_spec(2, stride=2, padding=[0, 2, 0, 2])
+print("paddle [0, 2, 0, 2] ->", spec.crop, "(no torch padding/output_padding gives this)")
+try:
+    convt.torch.to_spec(2, stride=2, padding=1, output_padding=2)
+except ValueError as err:
+    print("torch refuses output_padding >= stride:", err)
+"""),
+]
+
+
+if __name__ == "__main__":
+    for name, cells in [("01_anatomy", ANATOMY), ("02_porting", PORTING), ("03_conventions", CONVENTIONS)]:
+        (HERE / f"{name}.ipynb").write_text(json.dumps(notebook(cells), indent=1) + "\n")
+        print("wrote", name)
