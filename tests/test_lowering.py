@@ -133,6 +133,8 @@ def test_auto_choice_on_cpu():
     assert choose_method(grouped, (8, 4, 4, 4), "cpu") == "phase_gemm"
     unstrided = ConvTransposeSpec.create(2, stride=1, crop=1)
     assert choose_method(unstrided, (8, 4, 3, 3), "cpu") == "lhs_dilated"
+    depthwise1 = ConvTransposeSpec.create(2, stride=1, groups=8)
+    assert choose_method(depthwise1, (8, 1, 3, 3), "cpu") == "tapsum"
     depthwise = ConvTransposeSpec.create(2, stride=2, groups=8)
     assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum"
     assert choose_method(s2, (8, 4, 4, 4), "gpu") == "lhs_dilated"

@@ -31,12 +31,14 @@ def choose_method(spec: ConvTransposeSpec, weight_shape: tuple[int, ...], backen
     project yet: no accelerator was available).
     """
     kernel = weight_shape[2:]
-    if backend != "cpu" or all(s == 1 for s in spec.stride):
+    if backend != "cpu":
         return "lhs_dilated"
     if all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation):
         return "matmul"
     if spec.groups > 1 and weight_shape[0] == spec.groups:
         return "tapsum"
+    if all(s == 1 for s in spec.stride):
+        return "lhs_dilated"
     if spec.ndim != 2 or spec.groups > 1:
         return "phase_gemm"
     return "phase"
