@@ -55,13 +55,25 @@ class Layer:
 
     @property
     def kwargs(self) -> dict:
-        return dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding,
-                    groups=self.groups, dilation=self.dilation)
+        return dict(
+            stride=self.stride,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            groups=self.groups,
+            dilation=self.dilation,
+        )
 
     def flops(self) -> float:
         """2 x the useful multiply-adds: every input element meets its group's kernel."""
         n, c_in, *spatial = self.x_shape
-        return 2.0 * n * c_in * (self.c_out // self.groups) * self.kernel**self.ndim * math.prod(spatial)
+        return (
+            2.0
+            * n
+            * c_in
+            * (self.c_out // self.groups)
+            * self.kernel**self.ndim
+            * math.prod(spatial)
+        )
 
 
 LAYERS = [
@@ -77,8 +89,11 @@ LAYERS = [
     Layer("fsrcnn", "super-resolution FSRCNN 56->3 k9 s3 p4 op2", (1, 56, 48, 48), 3, 9, 3, 4, 2),
 ]
 
-TORCH_FN = {1: torch.nn.functional.conv_transpose1d, 2: torch.nn.functional.conv_transpose2d,
-            3: torch.nn.functional.conv_transpose3d}
+TORCH_FN = {
+    1: torch.nn.functional.conv_transpose1d,
+    2: torch.nn.functional.conv_transpose2d,
+    3: torch.nn.functional.conv_transpose3d,
+}
 JAX_FN = {1: ct.conv_transpose1d, 2: ct.conv_transpose2d, 3: ct.conv_transpose3d}
 
 
@@ -87,7 +102,9 @@ def candidates(layer: Layer, backward: bool, methods=()):
     x = rng.standard_normal(layer.x_shape).astype(np.float32)
     w = (rng.standard_normal(layer.w_shape) * 0.05).astype(np.float32)
     b = rng.standard_normal(layer.c_out).astype(np.float32)
-    y_shape = tuple(TORCH_FN[layer.ndim](torch.tensor(x[:1]), torch.tensor(w), None, **layer.kwargs).shape[1:])
+    y_shape = tuple(
+        TORCH_FN[layer.ndim](torch.tensor(x[:1]), torch.tensor(w), None, **layer.kwargs).shape[1:]
+    )
     c = rng.standard_normal((layer.x_shape[0], *y_shape)).astype(np.float32)
     xj, wj, bj, cj = map(jnp.asarray, (x, w, b, c))
 
@@ -111,7 +128,11 @@ def candidates(layer: Layer, backward: bool, methods=()):
             with torch.no_grad():
                 tf(xt, wt, bt, **layer.kwargs)
 
-    runs = {"convt": jax_runner("auto"), "lhs_dilated": jax_runner("lhs_dilated"), "torch": torch_run}
+    runs = {
+        "convt": jax_runner("auto"),
+        "lhs_dilated": jax_runner("lhs_dilated"),
+        "torch": torch_run,
+    }
     for method in methods:  # --methods: every lowering side by side, to set the auto rules
         try:
             runs[method] = jax_runner(method)
@@ -170,25 +191,39 @@ def main():
         for backward in (False, True):
             med = time_interleaved(candidates(layer, backward, args.methods), repeats, args.budget)
             flops = layer.flops() * (3 if backward else 1)
-            method = choose_method(ct.to_spec(layer.ndim, **{k: v for k, v in layer.kwargs.items()}),
-                                   layer.w_shape, jax.default_backend())
-            row = dict(layer=layer.name, model=layer.model, pass_="fwd+bwd" if backward else "fwd",
-                       method=method, **{f"{k}_ms": v * 1e3 for k, v in med.items()},
-                       convt_vs_torch=med["convt"] / med["torch"],
-                       lhs_vs_torch=med["lhs_dilated"] / med["torch"],
-                       convt_vs_lhs=med["convt"] / med["lhs_dilated"],
-                       convt_gflops=flops / med["convt"] / 1e9,
-                       torch_gflops=flops / med["torch"] / 1e9,
-                       lhs_gflops=flops / med["lhs_dilated"] / 1e9)
+            method = choose_method(
+                ct.to_spec(layer.ndim, **{k: v for k, v in layer.kwargs.items()}),
+                layer.w_shape,
+                jax.default_backend(),
+            )
+            row = dict(
+                layer=layer.name,
+                model=layer.model,
+                pass_="fwd+bwd" if backward else "fwd",
+                method=method,
+                **{f"{k}_ms": v * 1e3 for k, v in med.items()},
+                convt_vs_torch=med["convt"] / med["torch"],
+                lhs_vs_torch=med["lhs_dilated"] / med["torch"],
+                convt_vs_lhs=med["convt"] / med["lhs_dilated"],
+                convt_gflops=flops / med["convt"] / 1e9,
+                torch_gflops=flops / med["torch"] / 1e9,
+                lhs_gflops=flops / med["lhs_dilated"] / 1e9,
+            )
             row["convt_gemm_fraction"] = row["convt_gflops"] / gemm
             rows.append(row)
-            print(f"{layer.name:11s} {row['pass_']:7s} {method:11s} convt {row['convt_ms']:8.2f} ms  "
-                  f"lhs {row['lhs_dilated_ms']:8.2f} ms  torch {row['torch_ms']:8.2f} ms  "
-                  f"convt/torch {row['convt_vs_torch']:5.2f}  lhs/torch {row['lhs_vs_torch']:6.2f}  "
-                  f"{row['convt_gflops']:6.1f} GFLOP/s", flush=True)
+            print(
+                f"{layer.name:11s} {row['pass_']:7s} {method:11s} convt {row['convt_ms']:8.2f} ms  "
+                f"lhs {row['lhs_dilated_ms']:8.2f} ms  torch {row['torch_ms']:8.2f} ms  "
+                f"convt/torch {row['convt_vs_torch']:5.2f}  lhs/torch {row['lhs_vs_torch']:6.2f}  "
+                f"{row['convt_gflops']:6.1f} GFLOP/s",
+                flush=True,
+            )
             for m in args.methods:
                 if m in med:
-                    print(f"{'':20s}{m:11s} {med[m] * 1e3:8.2f} ms  /torch {med[m] / med['torch']:5.2f}")
+                    print(
+                        f"{'':20s}{m:11s} {med[m] * 1e3:8.2f} ms  "
+                        f"/torch {med[m] / med['torch']:5.2f}"
+                    )
     summary = {}
     for p in ("fwd", "fwd+bwd"):
         sel = [r for r in rows if r["pass_"] == p]
@@ -198,15 +233,23 @@ def main():
             worst_convt_vs_torch=max(r["convt_vs_torch"] for r in sel),
             worst_convt_vs_lhs=max(r["convt_vs_lhs"] for r in sel),
         )
-    env = dict(jax=jax.__version__, torch=torch.__version__, backend=jax.default_backend(),
-               cpus=os.cpu_count(), machine=platform.machine(), gemm_gflops=gemm,
-               layers=[asdict(lay) for lay in layers])
+    env = dict(
+        jax=jax.__version__,
+        torch=torch.__version__,
+        backend=jax.default_backend(),
+        cpus=os.cpu_count(),
+        machine=platform.machine(),
+        gemm_gflops=gemm,
+        layers=[asdict(lay) for lay in layers],
+    )
     write(Path(args.out), rows, summary, env)
 
 
 def write(out: Path, rows, summary, env):
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(dict(env=env, rows=rows, summary=summary), indent=1))
+    (out / "results.json").write_text(
+        json.dumps(dict(env=env, rows=rows, summary=summary), indent=1)
+    )
     lines = [
         "# Benchmark results",
         "",
@@ -222,13 +265,16 @@ def write(out: Path, rows, summary, env):
         lines.append(
             f"| {r['model']} | {r['pass_']} | {r['method']} | {r['convt_ms']:.2f} | "
             f"{r['lhs_dilated_ms']:.2f} | {r['torch_ms']:.2f} | {r['convt_vs_torch']:.2f} | "
-            f"{r['lhs_vs_torch']:.2f} | {r['convt_gflops']:.1f} | {r['convt_gemm_fraction']:.0%} |")
+            f"{r['lhs_vs_torch']:.2f} | {r['convt_gflops']:.1f} | {r['convt_gemm_fraction']:.0%} |"
+        )
     lines.append("")
     for p, s in summary.items():
         lines.append(
             f"- {p}: geometric mean convt / torch **{s['geomean_convt_vs_torch']:.2f}**, "
             f"lhs-dilated / torch {s['geomean_lhs_vs_torch']:.2f}; worst layer convt / torch "
-            f"{s['worst_convt_vs_torch']:.2f}; worst convt / lhs-dilated {s['worst_convt_vs_lhs']:.2f}")
+            f"{s['worst_convt_vs_torch']:.2f}; worst convt / lhs-dilated "
+            f"{s['worst_convt_vs_lhs']:.2f}"
+        )
     (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
     try:
         plot(out, rows)
@@ -247,7 +293,12 @@ def plot(out: Path, rows):
     for ax, p in zip(axes, ("fwd", "fwd+bwd")):
         sel = [r for r in rows if r["pass_"] == p]
         pos = np.arange(len(sel))
-        ax.barh(pos - 0.2, [r["lhs_vs_torch"] for r in sel], 0.4, label="lhs-dilated (jax.lax.conv_transpose)")
+        ax.barh(
+            pos - 0.2,
+            [r["lhs_vs_torch"] for r in sel],
+            0.4,
+            label="lhs-dilated (jax.lax.conv_transpose)",
+        )
         ax.barh(pos + 0.2, [r["convt_vs_torch"] for r in sel], 0.4, label="convt (auto)")
         ax.axvline(1.0, color="k", lw=1)
         ax.set_xscale("log")

@@ -23,7 +23,11 @@ def stamps(x, w, stride, dilation=1):
     for i in range(len(x)):
         one = np.zeros((1, 1, len(x)))
         one[0, 0, i] = x[i]
-        rows.append(np.asarray(conv_transpose(jnp.asarray(one), jnp.asarray(w)[None, None], spec=spec))[0, 0])
+        rows.append(
+            np.asarray(conv_transpose(jnp.asarray(one), jnp.asarray(w)[None, None], spec=spec))[
+                0, 0
+            ]
+        )
     return np.array(rows)
 
 
@@ -40,7 +44,9 @@ def scatter_crop():
     for c in (0, grid.shape[1] - 1):
         ax.axvspan(c - 0.5, c + 0.5, color="k", alpha=0.15)
     ax.axhline(len(rows) - 0.5, color="k", lw=1.5)
-    ax.set_yticks(range(len(grid)), [f"x[{i}] = {v:g} stamps w" for i, v in enumerate(x)] + ["y_full (sum)"])
+    ax.set_yticks(
+        range(len(grid)), [f"x[{i}] = {v:g} stamps w" for i, v in enumerate(x)] + ["y_full (sum)"]
+    )
     ax.set_xticks(range(grid.shape[1]), [f"o={o}" for o in range(grid.shape[1])], fontsize=8)
     ax.set_title("scatter (stride 2, kernel [1, 0.5, -0.5]), then crop (1, 1): torch padding=1")
     fig.tight_layout()
@@ -61,7 +67,9 @@ def effects():
     fig, axes = plt.subplots(len(cases), 1, figsize=(8, 6.5), sharex=True)
     for ax, (title, s, d, c) in zip(axes, cases):
         spec = ConvTransposeSpec(s, d, c)
-        y = np.asarray(conv_transpose(jnp.asarray(x)[None, None], jnp.asarray(w)[None, None], spec=spec))[0, 0]
+        y = np.asarray(
+            conv_transpose(jnp.asarray(x)[None, None], jnp.asarray(w)[None, None], spec=spec)
+        )[0, 0]
         shift = c[0][0]
         ax.bar(np.arange(len(y)) + shift, y, color="tab:blue")
         ax.set_xlim(-1.5, 12.5)

@@ -12,26 +12,37 @@ HERE = Path(__file__).parent
 def notebook(cells):
     return {
         "cells": [
-            {"cell_type": kind, "metadata": {}, "source": src.strip("\n").splitlines(keepends=True),
-             **({"outputs": [], "execution_count": None} if kind == "code" else {})}
+            {
+                "cell_type": kind,
+                "metadata": {},
+                "source": src.strip("\n").splitlines(keepends=True),
+                **({"outputs": [], "execution_count": None} if kind == "code" else {}),
+            }
             for kind, src in cells
         ],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                     "language_info": {"name": "python"}},
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
         "nbformat": 4,
         "nbformat_minor": 5,
     }
 
 
 ANATOMY = [
-    ("markdown", """
+    (
+        "markdown",
+        """
 # Anatomy of a transposed convolution
 
 Everything below is drawn from convt's own outputs. The canonical spec, per axis:
 every input element **stamps** the (dilated) kernel at offset `i * stride`; the stamps
 add up to `y_full`; the result is **cropped** by `(lo, hi)`.
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 import jax, jax.numpy as jnp, numpy as np
 import matplotlib.pyplot as plt
 from convt import ConvTransposeSpec, conv_transpose
@@ -40,9 +51,12 @@ jax.config.update("jax_enable_x64", True)
 def run1d(x, w, stride=1, dilation=1, crop=(0, 0)):
     spec = ConvTransposeSpec((stride,), (dilation,), (crop,))
     return np.asarray(conv_transpose(jnp.asarray(x, float)[None, None], jnp.asarray(w, float)[None, None], spec=spec))[0, 0]
-"""),
+""",
+    ),
     ("markdown", "## The scatter: one stamp per input element"),
-    ("code", """
+    (
+        "code",
+        """
 x, w = np.array([1., 2., -1., 3.]), np.array([1., .5, -.5])
 stamps = np.array([run1d(np.eye(len(x))[i] * x[i], w, stride=2) for i in range(len(x))])
 full = run1d(x, w, stride=2)
@@ -51,57 +65,81 @@ fig, ax = plt.subplots(figsize=(8, 3))
 ax.imshow(np.vstack([stamps, full]), cmap="coolwarm", vmin=-4, vmax=4, aspect="auto")
 ax.set_yticks(range(5), [f"x[{i}] stamp" for i in range(4)] + ["y_full"])
 ax.set_title("stride 2: stamps 2 apart, overlapping where the kernel is longer than the stride");
-"""),
+""",
+    ),
     ("markdown", "## The crop, and what `output_padding` really is"),
-    ("code", """
+    (
+        "code",
+        """
 print("y_full              ", full)
 print("crop (1, 1)  torch p=1       ", run1d(x, w, 2, crop=(1, 1)))
 print("crop (1, 0)  p=1, op=1       ", run1d(x, w, 2, crop=(1, 0)))
 print("crop (-1, -1) extends w/ 0s  ", run1d(x, w, 2, crop=(-1, -1)))
 assert len(run1d(x, w, 2, crop=(1, 0))) == len(full) - 1
-"""),
-    ("markdown", "`output_padding` adds no zeros: it crops one position less on the right, so the last value is a real sum of stamps (here `w[2] * x[3]`)."),
+""",
+    ),
+    (
+        "markdown",
+        "`output_padding` adds no zeros: it crops one position less on the right, so the last value is a real sum of stamps (here `w[2] * x[3]`).",
+    ),
     ("markdown", "## Dilation spreads the taps"),
-    ("code", """
+    (
+        "code",
+        """
 fig, axes = plt.subplots(3, 1, figsize=(8, 4), sharex=True)
 for ax, d in zip(axes, [1, 2, 3]):
     y = run1d([1., 0., 0.], [1., 2., 3.], stride=1, dilation=d)
     ax.bar(range(len(y)), y); ax.set_title(f"one impulse, kernel [1, 2, 3], dilation {d}", fontsize=9, loc="left")
 plt.tight_layout()
-"""),
-    ("markdown", """
+""",
+    ),
+    (
+        "markdown",
+        """
 ## paddle's `"SAME"` versus `"VALID"`
 
 paddle's doc page says `"SAME"` gives `(L + stride - 1) / stride`; paddle 3.3 actually pads
 like a forward SAME convolution on the input and resets the dilation to 1. convt does
 what paddle does.
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 import convt.paddle as cp
 xs = jnp.ones((1, 1, 5))
 for k in [1, 2, 3, 4]:
     same = cp.conv1d_transpose(xs, jnp.ones((1, 1, k)), stride=2, padding="SAME").shape[-1]
     valid = cp.conv1d_transpose(xs, jnp.ones((1, 1, k)), stride=2, padding="VALID").shape[-1]
     print(f"k={k}: SAME -> {same}, VALID -> {valid}, doc formula -> {(5 + 2 - 1) // 2}")
-"""),
+""",
+    ),
     ("markdown", "## A 2-D picture: a checkerboard from stride > kernel overlap"),
-    ("code", """
+    (
+        "code",
+        """
 import convt.torch as ct
 img = ct.conv_transpose2d(jnp.ones((1, 1, 6, 6)), jnp.ones((1, 1, 3, 3)), stride=2, padding=1)
 plt.imshow(np.asarray(img[0, 0]), cmap="viridis"); plt.colorbar()
 plt.title("all-ones input and kernel, k=3, s=2: uneven overlap (checkerboard artifacts)");
 assert img.shape == (1, 1, 11, 11)
-"""),
+""",
+    ),
 ]
 
 PORTING = [
-    ("markdown", """
+    (
+        "markdown",
+        """
 # Porting a torch generator to JAX
 
 A small DCGAN generator in torch; its weights moved to JAX; the same outputs through
 convt, under `jit`; then `vmap` over a batch of weights and `grad`.
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 import numpy as np, torch, jax, jax.numpy as jnp
 import convt.torch as ct
 
@@ -118,8 +156,11 @@ def torch_forward(z):
         h = layer(h)
         h = torch.relu(h) if i < len(layers) - 1 else torch.tanh(h)
     return h
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 config = [dict(stride=l.stride, padding=l.padding, output_padding=l.output_padding,
                groups=l.groups, dilation=l.dilation) for l in layers]
 weights = [(jnp.asarray(l.weight.detach().numpy()),
@@ -138,18 +179,24 @@ out = jax.jit(generator)(weights, jnp.asarray(z))
 err = float(np.abs(np.asarray(out) - ref).max() / np.abs(ref).max())
 print(out.shape, "relative error vs torch:", err)
 assert out.shape == ref.shape and err < 1e-5
-"""),
+""",
+    ),
     ("markdown", "## `vmap` over an ensemble of weights"),
-    ("code", """
+    (
+        "code",
+        """
 ensemble = jax.tree_util.tree_map(lambda a: jnp.stack([a, 0.5 * a, -a]), weights)
 outs = jax.jit(jax.vmap(generator, in_axes=(0, None)))(ensemble, jnp.asarray(z))
 for i in range(3):
     single = generator(jax.tree_util.tree_map(lambda a: a[i], ensemble), jnp.asarray(z))
     assert np.allclose(outs[i], single, atol=1e-6)
 print(outs.shape)
-"""),
+""",
+    ),
     ("markdown", "## Gradients agree with torch's"),
-    ("code", """
+    (
+        "code",
+        """
 target = np.random.default_rng(1).standard_normal(ref.shape).astype(np.float32)
 loss = lambda weights: jnp.mean((generator(weights, jnp.asarray(z)) - target) ** 2)
 grads = jax.jit(jax.grad(loss))(weights)
@@ -161,17 +208,23 @@ for (gw, gb), layer in zip(grads, layers):
     e = np.abs(np.asarray(gw) - tw).max() / np.abs(tw).max()
     print(f"weight grad relative error {e:.1e}")
     assert e < 1e-4
-"""),
+""",
+    ),
 ]
 
 CONVENTIONS = [
-    ("markdown", """
+    (
+        "markdown",
+        """
 # Conventions side by side
 
 One layer (input 5, kernel 3, stride 2, output 10) written in each framework's terms.
 Every front-end translates to the same canonical spec and gives the same numbers.
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 import numpy as np, jax.numpy as jnp
 import convt.torch, convt.chainer, convt.chainerx, convt.paddle, convt.megengine
 from convt import conv_transpose
@@ -186,45 +239,75 @@ specs = {
     "chainer outsize": convt.chainer.to_spec(2, stride=2, pad=1, outsize=(10, 10), kernel_size=3, input_size=(5, 5)),
     "chainerx outsize": convt.chainerx.to_spec(2, stride=2, pad=1, outsize=(10, 10), kernel_size=3, input_size=(5, 5)),
     "paddle asymmetric": convt.paddle.to_spec(2, stride=2, padding=[1, 0, 1, 0]),
-    "paddle SAME": convt.paddle.to_spec(2, stride=2, padding="SAME", kernel_size=3, input_size=(5, 5)),
     "megengine": convt.megengine.to_spec(2, stride=(2, 2), padding=(1, 1), output_padding=(1, 1)),
 }
 for name, spec in specs.items():
     print(f"{name:18s} crop={spec.crop} stride={spec.stride}")
 assert len(set(specs.values())) == 1
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 outputs = {
     "torch": convt.torch.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
     "chainer": convt.chainer.deconvolution_2d(x, w, stride=2, pad=1, outsize=(10, 10)),
     "chainerx": convt.chainerx.conv_transpose(x, w, stride=2, pad=1, outsize=(10, 10)),
     "paddle": convt.paddle.conv2d_transpose(x, w, stride=2, padding=[1, 0, 1, 0]),
-    "paddle NHWC": jnp.moveaxis(convt.paddle.conv2d_transpose(jnp.moveaxis(x, 1, -1), w, stride=2, padding="SAME", data_format="NHWC"), -1, 1),
+    "paddle NHWC": jnp.moveaxis(convt.paddle.conv2d_transpose(jnp.moveaxis(x, 1, -1), w, stride=2, padding=[1, 0, 1, 0], data_format="NHWC"), -1, 1),
     "megengine": convt.megengine.conv_transpose2d(x, w, stride=(2, 2), padding=(1, 1), output_padding=(1, 1)),
     "canonical": conv_transpose(x, w, spec=specs["torch"]),
 }
 for name, y in outputs.items():
     print(f"{name:12s} {y.shape}  max diff to torch: {float(jnp.abs(y - outputs['torch']).max()):.1e}")
     assert y.shape == (2, 3, 10, 10) and jnp.allclose(y, outputs["torch"], atol=1e-5)
-"""),
-    ("markdown", """
+""",
+    ),
+    (
+        "markdown",
+        """
+## paddle's `"SAME"` is a different layer here
+
+paddle pads `"SAME"` like a forward convolution on the input: for `n=5, k=3, s=2` that is
+`(1, 1)`, so the output is 9, not `n * s = 10`.
+""",
+    ),
+    (
+        "code",
+        """
+same = convt.paddle.to_spec(2, stride=2, padding="SAME", kernel_size=3, input_size=(5, 5))
+print("paddle SAME ->", same.crop, "output", same.output_spatial_shape((5, 5), (3, 3)))
+assert same.crop == ((1, 1), (1, 1))
+""",
+    ),
+    (
+        "markdown",
+        """
 ## What cannot be expressed
 
 torch's `padding` is symmetric: it cannot crop more on the right than on the left
 (`output_padding` only crops less). paddle's asymmetric pads and the canonical spec can.
-"""),
-    ("code", """
+""",
+    ),
+    (
+        "code",
+        """
 spec = convt.paddle.to_spec(2, stride=2, padding=[0, 2, 0, 2])
 print("paddle [0, 2, 0, 2] ->", spec.crop, "(no torch padding/output_padding gives this)")
 try:
     convt.torch.to_spec(2, stride=2, padding=1, output_padding=2)
 except ValueError as err:
     print("torch refuses output_padding >= stride:", err)
-"""),
+""",
+    ),
 ]
 
 
 if __name__ == "__main__":
-    for name, cells in [("01_anatomy", ANATOMY), ("02_porting", PORTING), ("03_conventions", CONVENTIONS)]:
+    for name, cells in [
+        ("01_anatomy", ANATOMY),
+        ("02_porting", PORTING),
+        ("03_conventions", CONVENTIONS),
+    ]:
         (HERE / f"{name}.ipynb").write_text(json.dumps(notebook(cells), indent=1) + "\n")
         print("wrote", name)

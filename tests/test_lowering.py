@@ -73,11 +73,15 @@ def test_phase_forward_mode_equals_reference(case, seed):
     """The custom JVP of the phase lowering: jvp in both arguments, and jvp-of-grad."""
     spec, x_shape, w_shape = case
     rng = np.random.default_rng(seed)
-    x, w, dx, dw = (jnp.asarray(randn(rng, s, "float64")) for s in (x_shape, w_shape, x_shape, w_shape))
-    f = lambda m: (lambda x, w: conv_transpose(x, w, spec=spec, method=m))  # noqa: E731
-    for got, want in zip(jax.jvp(f("phase"), (x, w), (dx, dw)), jax.jvp(f("lhs_dilated"), (x, w), (dx, dw))):
+    x, w, dx, dw = (
+        jnp.asarray(randn(rng, s, "float64")) for s in (x_shape, w_shape, x_shape, w_shape)
+    )
+    f = lambda m: lambda x, w: conv_transpose(x, w, spec=spec, method=m)  # noqa: E731
+    for got, want in zip(
+        jax.jvp(f("phase"), (x, w), (dx, dw)), jax.jvp(f("lhs_dilated"), (x, w), (dx, dw))
+    ):
         assert_close(got, want, "float64")
-    loss = lambda m: (lambda x, w: jnp.sum(jnp.sin(f(m)(x, w))))  # noqa: E731
+    loss = lambda m: lambda x, w: jnp.sum(jnp.sin(f(m)(x, w)))  # noqa: E731
     hvp = lambda m: jax.jvp(jax.grad(loss(m), 1), (x, w), (dx, dw))[1]  # noqa: E731
     assert_close(hvp("phase"), hvp("lhs_dilated"), "float64", 10)
 

@@ -210,7 +210,9 @@ def _plans(x, w, spec) -> list[_AxisPlan]:
     lengths = _output_lengths(x, w, spec)
     return [
         _axis_plan(k, s, d, lo, length)
-        for k, s, d, (lo, _), length in zip(w.shape[2:], spec.stride, spec.dilation, spec.crop, lengths)
+        for k, s, d, (lo, _), length in zip(
+            w.shape[2:], spec.stride, spec.dilation, spec.crop, lengths
+        )
     ]
 
 
@@ -295,7 +297,16 @@ def _phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element
     rhs = kernel.reshape(groups, w.shape[0] // groups, *widths, phases * c_out_g)
     rhs = jnp.moveaxis(rhs, -1, 1).reshape(groups * phases * c_out_g, w.shape[0] // groups, *widths)
     padding = [p.padding(m) for p, m in zip(plans, _spatial_shape(x, spec))]
-    z = _conv(x, rhs, spec, padding, [p.reduced for p in plans], (1,) * n, precision, preferred_element_type)
+    z = _conv(
+        x,
+        rhs,
+        spec,
+        padding,
+        [p.reduced for p in plans],
+        (1,) * n,
+        precision,
+        preferred_element_type,
+    )
     z = _channels_to_last(z, spec)
     z = z.reshape(*z.shape[: n + 1], groups, *spec.stride, c_out_g)
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
@@ -318,8 +329,11 @@ def phase_gemm(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
     windows = jnp.stack(list(_windows(xp, last, plans)), axis=-1)  # (N, *Z, C_in, T)
     windows = windows.reshape(*windows.shape[: n + 1], groups, -1)  # (N, *Z, g, C_in_g * T)
     z = jnp.einsum(
-        "...gk,gko->...go", windows, kernel,
-        precision=precision, preferred_element_type=preferred_element_type,
+        "...gk,gko->...go",
+        windows,
+        kernel,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
     z = z.reshape(*z.shape[: n + 2], *spec.stride, w.shape[1])
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
@@ -335,10 +349,12 @@ def phase(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=
     ``w`` tangent through :func:`phase_gemm`; reverse mode transposes each term, so
     ``jax.grad`` gets the fast path and forward mode still works.
     """
-    conv = functools.partial(_phase_conv, spec=spec, precision=precision,
-                             preferred_element_type=preferred_element_type)
-    gemm = functools.partial(phase_gemm, spec=spec, precision=precision,
-                             preferred_element_type=preferred_element_type)
+    conv = functools.partial(
+        _phase_conv, spec=spec, precision=precision, preferred_element_type=preferred_element_type
+    )
+    gemm = functools.partial(
+        phase_gemm, spec=spec, precision=precision, preferred_element_type=preferred_element_type
+    )
 
     @jax.custom_jvp
     def f(x, w):
