@@ -144,6 +144,17 @@ def check_rank(
     )
 
 
+def kernel_size_of(weight, ndim: int, framework: str, name: str = "weight") -> tuple[int, ...]:
+    """The kernel size of an ``(C_in, C_out // groups, *kernel)`` weight; checks its rank."""
+    shape = tuple(jnp.shape(weight))
+    if len(shape) != ndim + 2:
+        raise ValueError(
+            f"{framework}: {name} must be {ndim + 2}-D (in_channels, out_channels // groups, "
+            f"*kernel_size), got shape {shape}"
+        )
+    return shape[2:]
+
+
 def check_arrays(
     x_shape,
     w_shape,

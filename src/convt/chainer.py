@@ -109,11 +109,7 @@ def deconvolution_nd(
 
 def _deconvolution(ndim, function, x, W, b, stride, pad, outsize, dilate, groups, method):
     fe.check_rank(x, ndim, FRAMEWORK, function, unbatched=False, name="x")
-    if jax.numpy.ndim(W) != ndim + 2:
-        raise ValueError(
-            f"chainer: W must be {ndim + 2}-D (c_I, c_O // groups, *k), got shape "
-            f"{jax.numpy.shape(W)}"
-        )
+    kernel = fe.kernel_size_of(W, ndim, FRAMEWORK, "W")
     spec = to_spec(
         ndim,
         stride,
@@ -121,7 +117,7 @@ def _deconvolution(ndim, function, x, W, b, stride, pad, outsize, dilate, groups
         outsize,
         dilate,
         groups,
-        kernel_size=tuple(jax.numpy.shape(W)[2:]),
+        kernel_size=kernel,
         input_size=fe.spatial_shape(x, ndim),
     )
     return fe.call(x, W, b, spec, FRAMEWORK, method=method, names=("x", "W", "b", "pad"))

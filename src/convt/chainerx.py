@@ -80,16 +80,13 @@ def conv_transpose(
         raise ValueError(
             f"chainerx: x must be (n, c_I, d_1, ..., d_N), got shape {jax.numpy.shape(x)}"
         )
-    if jax.numpy.ndim(w) != ndim + 2:
-        raise ValueError(
-            f"chainerx: w must be {ndim + 2}-D (c_I, c_O, *k), got shape {jax.numpy.shape(w)}"
-        )
+    kernel = fe.kernel_size_of(w, ndim, FRAMEWORK, "w")
     spec = to_spec(
         ndim,
         stride,
         pad,
         outsize,
-        kernel_size=tuple(jax.numpy.shape(w)[2:]),
+        kernel_size=kernel,
         input_size=fe.spatial_shape(x, ndim),
     )
     return fe.call(x, w, b, spec, FRAMEWORK, method=method, names=("x", "w", "b", "pad"))

@@ -177,11 +177,7 @@ def _conv_transpose(
 ):
     channels_last = _channels_last(ndim, data_format)
     fe.check_rank(x, ndim, FRAMEWORK, f"conv{ndim}d_transpose", unbatched=False, name="x")
-    if jax.numpy.ndim(weight) != ndim + 2:
-        raise ValueError(
-            f"paddle: weight must be {ndim + 2}-D (in_channels, out_channels // groups, *kernel), "
-            f"got shape {jax.numpy.shape(weight)}"
-        )
+    kernel = fe.kernel_size_of(weight, ndim, FRAMEWORK, "weight")
     spec = to_spec(
         ndim,
         stride,
@@ -191,7 +187,7 @@ def _conv_transpose(
         groups,
         output_size,
         data_format,
-        kernel_size=tuple(jax.numpy.shape(weight)[2:]),
+        kernel_size=kernel,
         input_size=fe.spatial_shape(x, ndim, channels_last),
     )
     return fe.call(

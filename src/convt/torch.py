@@ -89,11 +89,7 @@ def _conv_transpose(
 ):
     unbatched = fe.check_rank(input, ndim, FRAMEWORK, f"conv_transpose{ndim}d", unbatched=True)
     spatial = tuple(jax.numpy.shape(input)[-ndim:])
-    if jax.numpy.ndim(weight) != ndim + 2:
-        raise ValueError(
-            f"torch: weight must be {ndim + 2}-D (in_channels, out_channels // groups, "
-            f"*kernel_size), got shape {tuple(jax.numpy.shape(weight))}"
-        )
+    kernel = fe.kernel_size_of(weight, ndim, FRAMEWORK, "weight")
     spec = to_spec(
         ndim,
         stride,
@@ -101,7 +97,7 @@ def _conv_transpose(
         output_padding,
         groups,
         dilation,
-        kernel_size=tuple(weight.shape[2:]),
+        kernel_size=kernel,
         input_size=spatial,
         output_size=output_size,
         padding_mode=padding_mode,
