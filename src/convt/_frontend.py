@@ -235,3 +235,49 @@ def conv_out_size(size: int, k: int, s: int, p: int, d: int = 1, cover_all: bool
     """chainer's ``get_conv_outsize``: the forward convolution's output length."""
     dk = d * (k - 1) + 1
     return (size + 2 * p - dk + (s - 1 if cover_all else 0)) // s + 1
+
+
+class NotExpressible(ValueError):
+    """A canonical spec that a framework's parameters cannot express."""
+
+
+def require(condition: bool, framework: str, why: str) -> None:
+    if not condition:
+        raise NotExpressible(f"cannot be expressed in {framework}: {why}")
+
+
+def per_axis_value(values: Sequence[int]) -> int | tuple[int, ...]:
+    """One int where all axes agree, else the tuple: how users write parameters."""
+    values = tuple(values)
+    return values[0] if len(set(values)) == 1 else values
+
+
+def symmetric_from_spec(spec: ConvTransposeSpec, framework: str, op_bound) -> dict:
+    """``padding`` and ``output_padding`` for crops ``(p, p - op)`` (torch, megengine).
+
+    ``op_bound(stride, dilation)`` is the framework's exclusive bound on ``output_padding``.
+    """
+    require(
+        spec.layout == "channels_first",
+        framework,
+        "it has no channels-last layout (transpose the data to channels first)",
+    )
+    padding, output_padding = [], []
+    for (lo, hi), s, d in zip(spec.crop, spec.stride, spec.dilation):
+        require(lo >= 0, framework, f"its padding cannot be negative (crop lo={lo} extends)")
+        op = lo - hi
+        require(
+            0 <= op < op_bound(s, d),
+            framework,
+            f"crop {(lo, hi)}: padding is symmetric, so the right crop must be the left "
+            f"one minus an output_padding in [0, {op_bound(s, d)}), got {op}",
+        )
+        padding.append(lo)
+        output_padding.append(op)
+    return dict(
+        stride=per_axis_value(spec.stride),
+        padding=per_axis_value(padding),
+        output_padding=per_axis_value(output_padding),
+        dilation=per_axis_value(spec.dilation),
+        groups=spec.groups,
+    )

@@ -210,6 +210,26 @@ def format_spec(spec: ConvTransposeSpec, input_size: Sequence[int], kernel: Sequ
     )
 
 
+def _module(name: str):
+    import importlib
+
+    return importlib.import_module(f"convt.{name}")
+
+
+def format_call(framework: str, params: dict) -> str:
+    """The parameters as keyword arguments, ready to paste into a call."""
+    return ", ".join(f"{k}={v!r}" for k, v in params.items())
+
+
+def translate(source_args, target: str) -> str:
+    """The parameters of the same layer in ``target``'s convention, or why there are none."""
+    _, build = FRAMEWORKS[source_args.framework]
+    spec = build(source_args)
+    kernel = _kernel(source_args, len(source_args.input_size))
+    params = _module(target).from_spec(spec, tuple(source_args.input_size), kernel)
+    return f"{target}: {format_call(target, params)}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="convt",
@@ -226,12 +246,36 @@ def build_parser() -> argparse.ArgumentParser:
     fw = spec.add_subparsers(dest="framework", required=True, metavar="FRAMEWORK")
     for name, (add_args, _) in FRAMEWORKS.items():
         add_args(fw.add_parser(name, help=f"{name}'s parameters"))
+    tr = sub.add_parser(
+        "translate",
+        help="express a layer given in one convention in another",
+        description="Translate a layer's parameters from one framework's convention to "
+        "another's, through the canonical spec, or say why the target cannot express it. "
+        "After --from and --to come the source framework's options, as for "
+        "'convt spec FRAMEWORK'.",
+        usage="convt translate --from FRAMEWORK --to FRAMEWORK [source framework's options]",
+    )
+    tr.add_argument("--from", dest="source", required=True, choices=sorted(FRAMEWORKS))
+    tr.add_argument("--to", dest="target", required=True, choices=sorted(FRAMEWORKS))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "translate":
+        source = argparse.ArgumentParser(prog=f"convt translate --from {args.source}")
+        FRAMEWORKS[args.source][0](source)
+        source_args = source.parse_args(rest)
+        source_args.framework = args.source
+        try:
+            print(translate(source_args, args.target))
+        except (ValueError, TypeError) as err:
+            print(f"convt: {err}", file=sys.stderr)
+            return 2
+        return 0
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "spec":
         _, build = FRAMEWORKS[args.framework]
         try:

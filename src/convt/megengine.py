@@ -54,6 +54,12 @@ def to_spec(
     return ConvTransposeSpec(stride, dilation, fe.symmetric_crop(padding, output_padding), groups)
 
 
+def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+    """megengine parameters for a canonical spec (``output_padding < stride``)."""
+    del input_size, kernel_size
+    return fe.symmetric_from_spec(spec, FRAMEWORK, lambda stride, dilation: stride)
+
+
 def canonical_weight(weight: jax.Array, ndim: int, groups: int) -> jax.Array:
     """megengine's weight -> ``(C_in, C_out // groups, *k)``."""
     shape = tuple(jnp.shape(weight))

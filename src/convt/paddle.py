@@ -161,6 +161,40 @@ def to_spec(
     )
 
 
+def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+    """paddle parameters for a canonical spec: explicit ``(before, after)`` pads.
+
+    A right extension (negative ``hi``) becomes ``output_padding`` (below the stride).
+    """
+    del input_size, kernel_size
+    pads = []
+    for (lo, hi), s in zip(spec.crop, spec.stride):
+        fe.require(
+            lo >= 0, FRAMEWORK, f"padding cannot be negative (crop lo={lo} extends on the left)"
+        )
+        op = max(0, -hi)
+        fe.require(
+            op < s,
+            FRAMEWORK,
+            f"crop hi={hi} extends by {op}, but output_padding must be below the stride ({s})",
+        )
+        pads += [lo, hi + op]
+    output_padding = [max(0, -hi) for _, hi in spec.crop]
+    if all(a == b for a, b in zip(pads[::2], pads[1::2])):
+        padding = fe.per_axis_value(pads[::2])
+    else:
+        padding = pads
+    params = dict(stride=fe.per_axis_value(spec.stride), padding=padding)
+    if any(output_padding):
+        params["output_padding"] = fe.per_axis_value(output_padding)
+    params.update(
+        dilation=fe.per_axis_value(spec.dilation),
+        groups=spec.groups,
+        data_format=DATA_FORMATS[spec.ndim][spec.layout == "channels_last"],
+    )
+    return params
+
+
 def _conv_transpose(
     ndim,
     x,

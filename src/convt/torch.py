@@ -73,6 +73,15 @@ def to_spec(
     return ConvTransposeSpec(stride, dilation, fe.symmetric_crop(padding, output_padding), groups)
 
 
+def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+    """torch parameters for a canonical spec; raises ``ValueError`` saying why if none exist.
+
+    ``input_size`` and ``kernel_size`` are not needed (torch's crop does not depend on them).
+    """
+    del input_size, kernel_size
+    return fe.symmetric_from_spec(spec, FRAMEWORK, max)
+
+
 def _conv_transpose(
     ndim,
     input,
