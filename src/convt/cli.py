@@ -235,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convt",
         description="Transposed convolution conventions, mapped onto convt's canonical spec "
         "(stride, dilation, crop (lo, hi) per axis, groups, layout).",
+        epilog="examples:\n"
+        "  convt spec torch --kernel-size 4 --stride 2 --padding 1 --input-size 32 32\n"
+        "  convt spec paddle -k 3 -s 2 -p SAME -i 5 5 --data-format NHWC\n"
+        "  convt spec chainer -k 3 -s 2 -p 1 --outsize 10 10 -i 5 5\n"
+        "  convt translate --from torch --to paddle -k 3 -s 2 -p 1 --output-padding 1 -i 5 5\n"
+        "\nframeworks: " + ", ".join(FRAMEWORKS) + "; 'convt spec FRAMEWORK --help' lists "
+        "each one's options, named as the framework names them.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     spec = sub.add_parser(
