@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from convt.core import conv_transpose
-from convt.spec import ConvTransposeSpec, full_length
+from convt.spec import ConvTransposeSpec, effective_kernel, full_length
 
 
 def is_int(value: object) -> bool:
@@ -233,7 +233,7 @@ def spatial_shape(x, ndim: int, channels_last: bool = False) -> tuple[int, ...]:
 
 def conv_out_size(size: int, k: int, s: int, p: int, d: int = 1, cover_all: bool = False) -> int:
     """chainer's ``get_conv_outsize``: the forward convolution's output length."""
-    dk = d * (k - 1) + 1
+    dk = effective_kernel(k, d)
     return (size + 2 * p - dk + (s - 1 if cover_all else 0)) // s + 1
 
 

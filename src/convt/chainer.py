@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import jax
 
 from convt import _frontend as fe
-from convt.spec import ConvTransposeSpec
+from convt.spec import ConvTransposeSpec, effective_kernel
 
 FRAMEWORK = "chainer"
 IntOrTuple = int | Sequence[int]
@@ -43,7 +43,7 @@ def check_outsize(
                 f"{framework}: outsize {tuple(sizes)} is inconsistent with the input size {d} "
                 f"on spatial axis {axis}: chainer needs floor((l + 2p - k_eff) / s) + 1 <= "
                 f"{d} <= the cover_all version, with l={l}, p={p}, s={s}, "
-                f"k_eff={dil * (k - 1) + 1}"
+                f"k_eff={effective_kernel(k, dil)}"
             )
     return sizes
 

@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
 from convt import lowering
 from convt.spec import ConvTransposeSpec
@@ -146,8 +145,3 @@ def conv_transpose(
         shape[spec.channel_axis] = -1
         y = y + b.reshape(shape).astype(y.dtype)
     return y
-
-
-def reference(x, w, b=None, *, spec: ConvTransposeSpec) -> jax.Array:
-    """The reference lowering, for tests: ``conv_transpose(..., method="lhs_dilated")``."""
-    return conv_transpose(x, w, b, spec=spec, method="lhs_dilated", precision=lax.Precision.HIGHEST)

@@ -238,11 +238,11 @@ def _padded_input(x, spec, plans):
     return lax.pad(x, jnp.zeros((), x.dtype), config)
 
 
-def _windows(xp, spec, plans):
-    """Every tap's shifted view of the padded input, in row-major tap order."""
+def _windows(xp, plans):
+    """Every tap's shifted view of a channels-last padded input, in row-major tap order."""
     for taps in itertools.product(*(range(p.width) for p in plans)):
         index = [slice(None)] * xp.ndim
-        for axis, t, p in zip(spec.spatial_axes, taps, plans):
+        for axis, (t, p) in enumerate(zip(taps, plans), start=1):
             index[axis] = slice(t * p.reduced, t * p.reduced + p.z_length)
         yield xp[tuple(index)]
 
@@ -325,8 +325,7 @@ def phase_gemm(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
     kernel = _phase_kernel(w, groups, plans)
     kernel = kernel.reshape(groups, c_in_g * math.prod(p.width for p in plans), -1)
     xp = _channels_to_last(_padded_input(x, spec, plans), spec)
-    last = ConvTransposeSpec(spec.stride, spec.dilation, spec.crop, groups, "channels_last")
-    windows = jnp.stack(list(_windows(xp, last, plans)), axis=-1)  # (N, *Z, C_in, T)
+    windows = jnp.stack(list(_windows(xp, plans)), axis=-1)  # (N, *Z, C_in, T)
     windows = windows.reshape(*windows.shape[: n + 1], groups, -1)  # (N, *Z, g, C_in_g * T)
     z = jnp.einsum(
         "...gk,gko->...go",
@@ -383,9 +382,8 @@ def tapsum(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     kernel = _phase_kernel(w, groups, plans).astype(dtype)  # (g, 1, *U, *P, c)
     kernel = kernel.reshape(groups, math.prod(p.width for p in plans), -1)  # (g, T, P * c)
     xp = _channels_to_last(_padded_input(x.astype(dtype), spec, plans), spec)
-    last = ConvTransposeSpec(spec.stride, spec.dilation, spec.crop, groups, "channels_last")
     z = None
-    for t, window in enumerate(_windows(xp, last, plans)):  # window: (N, *Z, g)
+    for t, window in enumerate(_windows(xp, plans)):  # window: (N, *Z, g)
         term = window[..., None] * kernel[:, t]
         z = term if z is None else z + term
     z = z.reshape(*z.shape[: n + 2], *spec.stride, w.shape[1])

@@ -22,7 +22,7 @@ LAYOUTS: tuple[str, ...] = ("channels_first", "channels_last")
 
 def full_length(n: int, k: int, stride: int, dilation: int) -> int:
     """Length of the uncropped output: ``(n - 1) * stride + dilation * (k - 1) + 1``."""
-    return (n - 1) * stride + dilation * (k - 1) + 1
+    return (n - 1) * stride + effective_kernel(k, dilation)
 
 
 def effective_kernel(k: int, dilation: int) -> int:
