@@ -281,3 +281,25 @@ def symmetric_from_spec(spec: ConvTransposeSpec, framework: str, op_bound) -> di
         dilation=per_axis_value(spec.dilation),
         groups=spec.groups,
     )
+
+
+def pad_outsize_from_spec(
+    spec: ConvTransposeSpec, framework: str, input_size, kernel_size, check_outsize
+) -> dict:
+    """chainer's and chainerx's form: ``pad`` = the left crop, and ``outsize`` if the crop
+    is asymmetric, provided ``check_outsize(outsize, pad)`` (the framework's own check,
+    raising ``ValueError``) accepts it."""
+    require(spec.layout == "channels_first", framework, "it has no channels-last layout")
+    pad = [lo for lo, _ in spec.crop]
+    require(
+        min(pad) >= 0, framework, f"pad cannot be negative (crop {spec.crop} extends on the left)"
+    )
+    params = dict(stride=per_axis_value(spec.stride), pad=per_axis_value(pad))
+    if any(lo != hi for lo, hi in spec.crop):
+        outsize = spec.output_spatial_shape(input_size, kernel_size)
+        try:
+            check_outsize(outsize, pad)
+        except ValueError as err:
+            raise NotExpressible(f"cannot be expressed in {framework}: {err}") from None
+        params["outsize"] = tuple(outsize)
+    return params

@@ -82,21 +82,15 @@ def from_spec(
     spec: ConvTransposeSpec, input_size: Sequence[int], kernel_size: Sequence[int]
 ) -> dict:
     """chainer parameters for a canonical spec: ``pad`` and, if needed, ``outsize``."""
-    fe.require(spec.layout == "channels_first", FRAMEWORK, "it has no channels-last layout")
-    pad = [lo for lo, _ in spec.crop]
-    fe.require(
-        min(pad) >= 0, FRAMEWORK, f"pad cannot be negative (crop {spec.crop} extends on the left)"
+    params = fe.pad_outsize_from_spec(
+        spec,
+        FRAMEWORK,
+        input_size,
+        kernel_size,
+        lambda outsize, pad: check_outsize(
+            outsize, tuple(input_size), tuple(kernel_size), spec.stride, pad, spec.dilation
+        ),
     )
-    params = dict(stride=fe.per_axis_value(spec.stride), pad=fe.per_axis_value(pad))
-    if any(lo != hi for lo, hi in spec.crop):
-        outsize = spec.output_spatial_shape(input_size, kernel_size)
-        try:
-            check_outsize(
-                outsize, tuple(input_size), tuple(kernel_size), spec.stride, pad, spec.dilation
-            )
-        except ValueError as err:
-            raise fe.NotExpressible(f"cannot be expressed in chainer: {err}") from None
-        params["outsize"] = tuple(outsize)
     if any(d != 1 for d in spec.dilation):
         params["dilate"] = fe.per_axis_value(spec.dilation)
     if spec.groups != 1:

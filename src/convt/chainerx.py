@@ -64,24 +64,17 @@ def from_spec(
     spec: ConvTransposeSpec, input_size: Sequence[int], kernel_size: Sequence[int]
 ) -> dict:
     """chainerx parameters for a canonical spec (no dilation, no groups)."""
-    fe.require(spec.layout == "channels_first", FRAMEWORK, "it has no channels-last layout")
     fe.require(all(d == 1 for d in spec.dilation), FRAMEWORK, "it has no dilation")
     fe.require(spec.groups == 1, FRAMEWORK, "it has no groups")
-    pad = [lo for lo, _ in spec.crop]
-    fe.require(
-        min(pad) >= 0, FRAMEWORK, f"pad cannot be negative (crop {spec.crop} extends on the left)"
+    return fe.pad_outsize_from_spec(
+        spec,
+        FRAMEWORK,
+        input_size,
+        kernel_size,
+        lambda outsize, pad: to_spec(
+            spec.ndim, spec.stride, pad, outsize, kernel_size=kernel_size, input_size=input_size
+        ),
     )
-    params = dict(stride=fe.per_axis_value(spec.stride), pad=fe.per_axis_value(pad))
-    if any(lo != hi for lo, hi in spec.crop):
-        outsize = spec.output_spatial_shape(input_size, kernel_size)
-        try:
-            to_spec(
-                spec.ndim, spec.stride, pad, outsize, kernel_size=kernel_size, input_size=input_size
-            )
-        except ValueError as err:
-            raise fe.NotExpressible(f"cannot be expressed in chainerx: {err}") from None
-        params["outsize"] = tuple(outsize)
-    return params
 
 
 def conv_transpose(
