@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from convt.core import conv_transpose
+from convt.core import conv_transpose, validate
 from convt.spec import ConvTransposeSpec, effective_kernel, full_length
 
 
@@ -111,20 +111,24 @@ def output_padding_for_size(
     if isinstance(output_size, Sequence) and len(output_size) == n + 2:
         output_size = tuple(output_size)[2:]
     sizes = int_tuple(output_size, n, name, framework, allow_single=False)
-    result = []
-    for axis, (size, i, k, s, p, d) in enumerate(
-        zip(sizes, input_spatial, kernel, stride, padding, dilation)
-    ):
-        smallest = full_length(i, k, s, d) - 2 * p
-        largest = smallest + s - 1
-        if not smallest <= size <= largest:
+    smallest = [
+        full_length(i, k, s, d) - 2 * p
+        for i, k, s, d, p in zip(input_spatial, kernel, stride, dilation, padding)
+    ]
+    check_size_range(sizes, smallest, stride, framework, name)
+    result = [size - low for size, low in zip(sizes, smallest)]
+    return tuple(result)
+
+
+def check_size_range(sizes, smallest, stride, framework: str, name: str = "output_size") -> None:
+    """Each requested size in ``[smallest, smallest + stride)``: torch's and paddle's rule."""
+    for axis, (size, low, s) in enumerate(zip(sizes, smallest, stride)):
+        if not low <= size < low + s:
             raise ValueError(
                 f"{framework}: requested an {name} of {tuple(sizes)}, but valid sizes on "
-                f"spatial axis {axis} range from {smallest} to {largest} for this input, "
+                f"spatial axis {axis} range from {low} to {low + s - 1} for this input, "
                 "kernel, stride, padding and dilation"
             )
-        result.append(size - smallest)
-    return tuple(result)
 
 
 def check_rank(
@@ -155,43 +159,6 @@ def kernel_size_of(weight, ndim: int, framework: str, name: str = "weight") -> t
     return shape[2:]
 
 
-def check_arrays(
-    x_shape,
-    w_shape,
-    b_shape,
-    spec: ConvTransposeSpec,
-    framework: str,
-    names=("input", "weight", "bias", "padding"),
-):
-    """Channel, group, bias and output-size checks with the framework's parameter names."""
-    xn, wn, bn, pn = names
-    n = spec.ndim
-    if len(w_shape) != n + 2:
-        raise ValueError(
-            f"{framework}: {wn} must be {n + 2}-D (in_channels, out_channels // groups, "
-            f"*kernel_size), got shape {tuple(w_shape)}"
-        )
-    c_in = x_shape[spec.channel_axis]
-    if c_in % spec.groups:
-        raise ValueError(
-            f"{framework}: groups={spec.groups} must divide the {xn} channels ({c_in})"
-        )
-    if w_shape[0] != c_in:
-        raise ValueError(
-            f"{framework}: {wn}.shape[0] ({w_shape[0]}) must equal the {xn} channels ({c_in})"
-        )
-    c_out = w_shape[1] * spec.groups
-    if b_shape is not None and tuple(b_shape) != (c_out,):
-        raise ValueError(f"{framework}: {bn} must have shape ({c_out},), got {tuple(b_shape)}")
-    spatial = [x_shape[a] for a in spec.spatial_axes]
-    out = spec.output_spatial_shape(spatial, w_shape[2:])
-    if any(o < 1 for o in out):
-        raise ValueError(
-            f"{framework}: the output size would be {tuple(out)} for an {xn} of spatial size "
-            f"{tuple(spatial)}: {pn} is too large (every size must be >= 1)"
-        )
-
-
 def call(
     x,
     weight,
@@ -206,13 +173,13 @@ def call(
     """Checks with framework names, then runs the canonical function."""
     if unbatched:
         x = jnp.expand_dims(x, 0)
-    check_arrays(
+    validate(
         jnp.shape(x),
         jnp.shape(weight),
         None if bias is None else jnp.shape(bias),
         spec,
-        framework,
-        names,
+        framework=framework,
+        names=names,
     )
     y = conv_transpose(x, weight, bias, spec=spec, method=method)
     return y[0] if unbatched else y

@@ -216,7 +216,7 @@ def _module(name: str):
     return importlib.import_module(f"convt.{name}")
 
 
-def format_call(framework: str, params: dict) -> str:
+def format_call(params: dict) -> str:
     """The parameters as keyword arguments, ready to paste into a call."""
     return ", ".join(f"{k}={v!r}" for k, v in params.items())
 
@@ -227,7 +227,7 @@ def translate(source_args, target: str) -> str:
     spec = build(source_args)
     kernel = _kernel(source_args, len(source_args.input_size))
     params = _module(target).from_spec(spec, tuple(source_args.input_size), kernel)
-    return f"{target}: {format_call(target, params)}"
+    return f"{target}: {format_call(params)}"
 
 
 def build_parser() -> argparse.ArgumentParser:

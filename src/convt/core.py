@@ -61,38 +61,53 @@ def _check_method(method: str, spec: ConvTransposeSpec, weight_shape, c_in: int)
         )
 
 
-def validate(x_shape, w_shape, b_shape, spec: ConvTransposeSpec) -> None:
-    """Raises ``ValueError`` unless the arrays fit the spec (canonical names)."""
+def validate(
+    x_shape,
+    w_shape,
+    b_shape,
+    spec: ConvTransposeSpec,
+    *,
+    framework: str | None = None,
+    names: tuple[str, str, str, str] = ("input", "weight", "bias", "the crop"),
+) -> None:
+    """Raises ``ValueError`` unless the arrays fit the spec.
+
+    Front-ends pass their ``framework`` and its parameter names for the input, weight,
+    bias and padding, so the message speaks the user's convention.
+    """
+    xn, wn, bn, pn = names
+    prefix = f"{framework}: " if framework else ""
     n = spec.ndim
     if len(x_shape) != n + 2:
         raise ValueError(
-            f"input must have {n + 2} dimensions (batch, channels and {n} spatial) for a "
-            f"{n}-D spec, got shape {tuple(x_shape)}"
+            f"{prefix}{xn} must have {n + 2} dimensions (batch, channels and {n} spatial) for "
+            f"a {n}-D layer, got shape {tuple(x_shape)}"
         )
     if len(w_shape) != n + 2:
         raise ValueError(
-            f"weight must have {n + 2} dimensions (C_in, C_out // groups, *kernel), got "
-            f"shape {tuple(w_shape)}"
+            f"{prefix}{wn} must be {n + 2}-D (in_channels, out_channels // groups, "
+            f"*kernel_size), got shape {tuple(w_shape)}"
         )
     c_in = x_shape[spec.channel_axis]
+    if c_in % spec.groups:
+        raise ValueError(f"{prefix}groups={spec.groups} must divide the {xn} channels ({c_in})")
     if w_shape[0] != c_in:
         raise ValueError(
-            f"weight.shape[0] ({w_shape[0]}) must equal the input's channel count ({c_in})"
+            f"{prefix}{wn}.shape[0] ({w_shape[0]}) must equal the {xn} channels ({c_in})"
         )
-    if c_in % spec.groups:
-        raise ValueError(f"groups ({spec.groups}) must divide the input channels ({c_in})")
     if any(k < 1 for k in w_shape[2:]) or w_shape[1] < 1:
-        raise ValueError(f"weight shape {tuple(w_shape)} has an empty axis")
-    if any(x_shape[a] < 1 for a in spec.spatial_axes) or x_shape[0] < 0:
-        raise ValueError(f"input shape {tuple(x_shape)} has an empty spatial axis")
+        raise ValueError(f"{prefix}{wn} shape {tuple(w_shape)} has an empty axis")
+    spatial = tuple(x_shape[a] for a in spec.spatial_axes)
+    if any(m < 1 for m in spatial) or x_shape[0] < 0:
+        raise ValueError(f"{prefix}{xn} shape {tuple(x_shape)} has an empty spatial axis")
     c_out = w_shape[1] * spec.groups
     if b_shape is not None and tuple(b_shape) != (c_out,):
-        raise ValueError(f"bias must have shape ({c_out},), got {tuple(b_shape)}")
-    out = spec.output_spatial_shape([x_shape[a] for a in spec.spatial_axes], w_shape[2:])
+        raise ValueError(f"{prefix}{bn} must have shape ({c_out},), got {tuple(b_shape)}")
+    out = spec.output_spatial_shape(spatial, w_shape[2:])
     if any(o < 1 for o in out):
         raise ValueError(
-            f"the output would have spatial shape {out}: every length must be >= 1 "
-            "(the crop is larger than the uncropped output)"
+            f"{prefix}the output size would be {out} for an {xn} of spatial size {spatial}: "
+            f"{pn} is too large (every size must be >= 1)"
         )
 
 

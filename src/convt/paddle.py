@@ -148,13 +148,7 @@ def to_spec(
     if output_size is None:
         return spec
     sizes = fe.int_tuple(output_size, ndim, "output_size", FRAMEWORK)
-    smallest = spec.output_spatial_shape(input_size, kernel)
-    for axis, (size, low, s) in enumerate(zip(sizes, smallest, stride)):
-        if not low <= size < low + s:
-            raise ValueError(
-                f"paddle: output_size {tuple(sizes)} is out of range on spatial axis {axis}: "
-                f"it must be >= {low} and < {low + s}"
-            )
+    fe.check_size_range(sizes, spec.output_spatial_shape(input_size, kernel), stride, FRAMEWORK)
     full = spec.full_spatial_shape(input_size, kernel)
     return ConvTransposeSpec(
         stride, dilation, fe.crop_for_size([lo for lo, _ in pads], full, sizes), groups, layout
