@@ -1,6 +1,8 @@
 """Front-end behaviour beyond the fixtures: seed examples, documented deviations,
 chainerx's outsize rule, and jit / vmap / grad through every front-end."""
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,7 +14,6 @@ import convt.chainerx as cx
 import convt.megengine as cm
 import convt.paddle as cp
 import convt.torch as ct
-from convt._frontend import conv_out_size
 from helpers import assert_close, randn
 from test_fixtures import load
 
@@ -34,8 +35,36 @@ def test_paddle_seed_example():
     )
 
 
+def chainerx_accepts(in_dims, kernel, stride, pad, outsize) -> bool:
+    """chainerx's own decision, transcribed from ``chainerx_cc/chainerx/routines/
+    connection.cc`` (``ConvTranspose`` and ``internal::GetConvOutDim``), independently of
+    convt: sizes must be >= 0; ``cover_all`` is detected axis by axis with a
+    ``GetConvOutDim`` that throws on a negative numerator; then every axis must agree."""
+
+    def get_conv_out_dim(l, k, s, p, cover_all):
+        numerator = l + 2 * p - k + (s - 1 if cover_all else 0)
+        if numerator < 0:
+            raise ArithmeticError("Output size should be positive.")
+        return numerator // s + 1
+
+    if any(l < 0 for l in outsize):
+        return False
+    try:
+        cover_all = any(
+            d != get_conv_out_dim(l, k, s, p, False)
+            for d, l, k, s, p in zip(in_dims, outsize, kernel, stride, pad)
+        )
+        return all(
+            d == get_conv_out_dim(l, k, s, p, cover_all)
+            for d, l, k, s, p in zip(in_dims, outsize, kernel, stride, pad)
+        )
+    except ArithmeticError:
+        return False
+
+
 def test_chainerx_against_chainer_fixtures():
-    """chainerx computes what chainer computes; its outsize check is all-or-nothing."""
+    """chainerx computes what chainer computes; whether it accepts an outsize is
+    decided by chainerx's own rule (above), not by convt's."""
     meta, arrays = load("chainer")
     checked = rejected = 0
     for i, case in enumerate(meta["cases"]):
@@ -47,21 +76,40 @@ def test_chainerx_against_chainer_fixtures():
             n, k = x.shape[2:], w.shape[2:]
             s = np.broadcast_to(kw["stride"], len(n))
             p = np.broadcast_to(kw["pad"], len(n))
-            ok = any(
-                all(
-                    d == conv_out_size(l, kk, ss, pp, cover_all=c)
-                    for d, l, kk, ss, pp in zip(n, kw["outsize"], k, s, p)
-                )
-                for c in (False, True)
-            )
-            if not ok:
+            if not chainerx_accepts(n, k, s, p, kw["outsize"]):
                 with pytest.raises(ValueError, match="outsize"):
                     cx.conv_transpose(x, w, b, **kw)
                 rejected += 1
                 continue
         assert_close(cx.conv_transpose(x, w, b, **kw), arrays[f"{i}/y"])
         checked += 1
-    assert checked >= 50
+    assert checked >= 50 and rejected >= 1
+
+
+def test_chainerx_outsize_rule_exhaustively():
+    """convt's acceptance equals chainerx's on every small 2-axis configuration."""
+    agree = 0
+    for n0, n1, k, s0, s1, p in itertools.product(
+        range(1, 4), range(1, 3), range(1, 4), range(1, 4), range(1, 3), range(0, 3)
+    ):
+        for l0, l1 in itertools.product(range(0, 11), range(0, 7)):
+            want = chainerx_accepts((n0, n1), (k, k), (s0, s1), (p, p), (l0, l1))
+            try:
+                cx.to_spec(2, (s0, s1), (p, p), (l0, l1), kernel_size=(k, k), input_size=(n0, n1))
+                got = True
+            except ValueError:
+                got = False
+            assert got == want, ((n0, n1), k, (s0, s1), p, (l0, l1))
+            agree += 1
+    assert agree > 10000
+
+
+def test_chainerx_negative_numerator_is_rejected():
+    """l + 2p - k < 0 on an axis: chainerx throws even though cover_all would hold there."""
+    x, w = jnp.ones((1, 1, 1)), jnp.ones((1, 1, 3))
+    with pytest.raises(ValueError, match="outsize"):
+        cx.conv_transpose(x, w, stride=2, outsize=(2,))
+    assert cc.deconvolution_nd(x, w, stride=2, outsize=(2,)).shape == (1, 1, 2)  # chainer: ok
 
 
 def test_chainer_outsize_must_be_a_tuple():
@@ -158,6 +206,7 @@ def test_paddle_same_differs_from_doc_formula():
 
 
 def every_frontend():
+    """Each front-end on a layer torch can express, with torch's parameters for it."""
     rng = np.random.default_rng(5)
     x2 = jnp.asarray(randn(rng, (3, 4, 5, 5)))
     w2 = jnp.asarray(randn(rng, (4, 2, 3, 3)))
@@ -167,16 +216,19 @@ def every_frontend():
             lambda x, w: ct.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1, groups=2),
             x2,
             w2,
+            dict(stride=2, padding=1, output_padding=1, groups=2),
         ),
         "chainer": (
             lambda x, w: cc.deconvolution_2d(x, w, stride=2, pad=1, outsize=(10, 9), groups=2),
             x2,
             w2,
+            dict(stride=2, padding=1, output_padding=(1, 0), groups=2),
         ),
         "chainerx": (
             lambda x, w: cx.conv_transpose(x, w, stride=2, pad=1, outsize=(10, 9)),
             x2,
             w2,
+            dict(stride=2, padding=1, output_padding=(1, 0)),
         ),
         "paddle": (
             lambda x, w: cp.conv2d_transpose(
@@ -184,6 +236,7 @@ def every_frontend():
             ),
             x2l,
             w2,
+            dict(stride=2, padding=1, groups=2),  # SAME: pads (1, 1) for n=5, k=3, s=2
         ),
         "megengine": (
             lambda x, w: cm.conv_transpose2d(
@@ -191,19 +244,35 @@ def every_frontend():
             ),
             x2,
             w2,
+            dict(stride=2, padding=1, groups=2),
         ),
     }
 
 
 @pytest.mark.parametrize("name", ["torch", "chainer", "chainerx", "paddle", "megengine"])
 def test_jit_vmap_grad_through_frontend(name):
-    f, x, w = every_frontend()[name]
-    eager = f(x, w)
-    assert_close(jax.jit(f)(x, w), eager)
-    # vmap over a stack of batches and of weights equals a loop
+    """Values and gradients through jit, vmap and grad, against torch."""
+    f, x, w, torch_kw = every_frontend()[name]
+    channels_last = name == "paddle"
+
+    def to_torch(a):
+        return torch.tensor(np.moveaxis(np.asarray(a), -1, 1) if channels_last else np.asarray(a))
+
+    def torch_value_and_grads(x, w):
+        xt = to_torch(x).requires_grad_()
+        wt = torch.tensor(np.asarray(w), requires_grad=True)
+        y = torch.nn.functional.conv_transpose2d(xt, wt, **torch_kw)
+        (y**2).sum().backward()
+        back = (lambda a: np.moveaxis(a, 1, -1)) if channels_last else (lambda a: a)
+        return back(y.detach().numpy()), back(xt.grad.numpy()), wt.grad.numpy()
+
+    y_ref, gx_ref, gw_ref = torch_value_and_grads(x, w)
+    assert_close(jax.jit(f)(x, w), y_ref)
+    # vmap over a stack of batches and of weights equals torch on each
     xs, ws = jnp.stack([x, 0.5 * x]), jnp.stack([w, -w])
     batched = jax.vmap(f)(xs, ws)
     for i in range(2):
-        assert_close(batched[i], f(xs[i], ws[i]))
+        assert_close(batched[i], torch_value_and_grads(xs[i], ws[i])[0])
     gx, gw = jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1)))(x, w)
-    assert gx.shape == x.shape and gw.shape == w.shape
+    assert_close(gx, gx_ref)
+    assert_close(gw, gw_ref)

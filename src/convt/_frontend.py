@@ -14,35 +14,78 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from convt.convention import NotExpressible
 from convt.core import conv_transpose, validate
-from convt.spec import ConvTransposeSpec, effective_kernel, full_length
+from convt.spec import (
+    ConvTransposeSpec,
+    as_int_tuple,
+    effective_kernel,
+    full_length,
+    is_int,
+    not_an_int,
+)
+
+__all__ = ["NotExpressible", "is_int"]
+
+# Array types of other frameworks, by top-level module: convt takes JAX or numpy arrays.
+FOREIGN_ARRAY_MODULES = {
+    "torch": "jnp.asarray(t.detach().cpu().numpy()), or jax.dlpack.from_dlpack(t) to share memory",
+    "paddle": "jnp.asarray(t.numpy())",
+    "tensorflow": "jnp.asarray(t.numpy())",
+    "megengine": "jnp.asarray(t.numpy())",
+    "mindspore": "jnp.asarray(t.asnumpy())",
+    "mxnet": "jnp.asarray(t.asnumpy())",
+    "chainer": "jnp.asarray(v.array)",
+    "cupy": "jax.dlpack.from_dlpack(a)",
+    "oneflow": "jnp.asarray(t.numpy())",
+}
 
 
-def is_int(value: object) -> bool:
-    """True for Python and numpy integers, not for bools."""
-    if isinstance(value, bool):
-        return False
-    try:
-        operator.index(value)
-    except TypeError:
-        return False
-    return True
+def check_array(value: Any, name: str, framework: str, *, floating: bool = True) -> None:
+    """Rejects other frameworks' tensors (with how to convert them) and, when
+    ``floating``, integer or boolean arrays (transposed convolution needs floats)."""
+    if value is None:
+        return
+    if not isinstance(value, (jax.Array, np.ndarray, np.generic, jax.core.Tracer)):
+        top = type(value).__module__.split(".")[0]
+        if top in FOREIGN_ARRAY_MODULES:
+            raise TypeError(
+                f"{framework}: {name} is a {top} {type(value).__name__}; convt takes JAX (or "
+                f"numpy) arrays. Convert it first: {FOREIGN_ARRAY_MODULES[top]}"
+            )
+    if floating:
+        dtype = jnp.result_type(value)
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            raise TypeError(
+                f"{framework}: {name} must be a floating-point array, got dtype {dtype} "
+                f"({framework} rejects integer and boolean inputs too)"
+            )
+
+
+def check_arrays(framework: str, names: Sequence[str], *arrays: Any) -> None:
+    """:func:`check_array` on each array with its framework name."""
+    for name, value in zip(names, arrays):
+        check_array(value, name, framework)
 
 
 def int_tuple(
     value: Any, n: int, name: str, framework: str, *, allow_single: bool = True
 ) -> tuple[int, ...]:
-    """An int or a sequence of ``n`` ints (or of one int, when ``allow_single``)."""
+    """An int or a sequence of ``n`` ints (or of one int, when ``allow_single``).
+
+    A sequence may also be a 1-D integer numpy or JAX array (a concrete one: a traced
+    value gets an error saying to mark the parameter static).
+    """
     if is_int(value):
         return (operator.index(value),) * n
+    if isinstance(value, (np.ndarray, jax.Array)) and not isinstance(value, jax.core.Tracer):
+        if value.ndim == 1 and jnp.issubdtype(value.dtype, jnp.integer):
+            value = [int(v) for v in np.asarray(value)]
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise TypeError(
-            f"{framework}: {name} must be an int or a sequence of {n} ints, got {value!r}"
-        )
-    if not all(is_int(v) for v in value):
-        raise TypeError(f"{framework}: {name} must hold ints only, got {value!r}")
-    values = tuple(operator.index(v) for v in value)
+        raise not_an_int(value, name, f"{framework}: ")
+    values = as_int_tuple(value, name, f"{framework}: ")
     if allow_single and len(values) == 1:
         return values * n
     if len(values) != n:
@@ -62,7 +105,7 @@ def check_at_least(values: Sequence[int], minimum: int, name: str, framework: st
 
 def check_int(value: Any, name: str, framework: str, minimum: int = 1) -> int:
     if not is_int(value):
-        raise TypeError(f"{framework}: {name} must be an int, got {value!r}")
+        raise not_an_int(value, name, f"{framework}: ")
     value = operator.index(value)
     if value < minimum:
         raise ValueError(f"{framework}: {name} must be >= {minimum}, got {value}")
@@ -103,13 +146,10 @@ def output_padding_for_size(
 ) -> tuple[int, ...]:
     """torch's ``_output_padding``: the ``output_padding`` that gives ``output_size``.
 
-    ``output_size`` may hold only the spatial sizes or also the batch and channel ones.
-    Each size must lie in ``[min, min + stride - 1]`` with ``min`` the size that
-    ``output_padding=0`` gives.
+    ``output_size`` holds the spatial sizes. Each size must lie in
+    ``[min, min + stride - 1]`` with ``min`` the size that ``output_padding=0`` gives.
     """
     n = len(input_spatial)
-    if isinstance(output_size, Sequence) and len(output_size) == n + 2:
-        output_size = tuple(output_size)[2:]
     sizes = int_tuple(output_size, n, name, framework, allow_single=False)
     smallest = [
         full_length(i, k, s, d) - 2 * p
@@ -168,6 +208,8 @@ def call(
     *,
     unbatched: bool = False,
     method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
     names=("input", "weight", "bias", "padding"),
 ) -> jax.Array:
     """Checks with framework names, then runs the canonical function."""
@@ -181,7 +223,15 @@ def call(
         framework=framework,
         names=names,
     )
-    y = conv_transpose(x, weight, bias, spec=spec, method=method)
+    y = conv_transpose(
+        x,
+        weight,
+        bias,
+        spec=spec,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
     return y[0] if unbatched else y
 
 
@@ -202,10 +252,6 @@ def conv_out_size(size: int, k: int, s: int, p: int, d: int = 1, cover_all: bool
     """chainer's ``get_conv_outsize``: the forward convolution's output length."""
     dk = effective_kernel(k, d)
     return (size + 2 * p - dk + (s - 1 if cover_all else 0)) // s + 1
-
-
-class NotExpressible(ValueError):
-    """A canonical spec that a framework's parameters cannot express."""
 
 
 def require(condition: bool, framework: str, why: str) -> None:

@@ -15,14 +15,26 @@ dilation returns arrays of meaningless shape there; convt raises instead.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 
 from convt import _frontend as fe
+from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec, effective_kernel
 
 FRAMEWORK = "chainer"
 IntOrTuple = int | Sequence[int]
+
+
+def outsize_range(d: int, k: int, s: int, p: int, dilate: int = 1) -> tuple[int, int]:
+    """The ``outsize`` values chainer accepts on one axis, ``(lowest, highest)``.
+
+    chainer's check ``get_conv_outsize(l) <= d <= get_conv_outsize(l, cover_all=True)``
+    solved for ``l``: ``(d - 2) * s + k_eff - 2p + 1 <= l <= d * s + k_eff - 2p - 1``.
+    """
+    k_eff = effective_kernel(k, dilate)
+    return max(1, (d - 2) * s + k_eff - 2 * p + 1), d * s + k_eff - 2 * p - 1
 
 
 def check_outsize(
@@ -36,14 +48,12 @@ def check_outsize(
     for axis, (l, d, k, s, p, dil) in enumerate(
         zip(sizes, input_size, kernel, stride, pad, dilate)
     ):
-        lower = fe.conv_out_size(l, k, s, p, dil)
-        upper = fe.conv_out_size(l, k, s, p, dil, cover_all=True)
-        if not lower <= d <= upper:
+        lowest, highest = outsize_range(d, k, s, p, dil)
+        if not lowest <= l <= highest:
             raise ValueError(
                 f"{framework}: outsize {tuple(sizes)} is inconsistent with the input size {d} "
-                f"on spatial axis {axis}: chainer needs floor((l + 2p - k_eff) / s) + 1 <= "
-                f"{d} <= the cover_all version, with l={l}, p={p}, s={s}, "
-                f"k_eff={effective_kernel(k, dil)}"
+                f"on spatial axis {axis}: there outsize must lie in [{lowest}, {highest}] "
+                f"(kernel {k}, stride {s}, pad {p}, dilate {dil})"
             )
     return sizes
 
@@ -109,62 +119,153 @@ def deconvolution_nd(
     groups: int = 1,
     *,
     method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``chainer.functions.deconvolution_nd``.
 
     Shapes: ``x (n, c_I, d_1, ..., d_N)``, ``W (c_I, c_O // groups, k_1, ..., k_N)``,
     ``b (c_O,)`` -> ``(n, c_O, l_1, ..., l_N)``, ``l = s (d - 1) + k_eff - 2p`` or
-    ``outsize``.
+    ``outsize``. ``N`` may be 0 (``x (n, c_I)``, ``W (c_I, c_O // groups)``): a matrix
+    product, as in chainer.
     """
     ndim = jax.numpy.ndim(x) - 2
-    if ndim < 1:
+    if ndim < 0:
         raise ValueError(
-            "chainer: x must have a batch, a channel and spatial axes, got shape "
-            f"{jax.numpy.shape(x)}"
+            f"chainer: x must have a batch and a channel axis, got shape {jax.numpy.shape(x)}"
         )
     return _deconvolution(
-        ndim, "deconvolution_nd", x, W, b, stride, pad, outsize, dilate, groups, method
+        ndim,
+        "deconvolution_nd",
+        x,
+        W,
+        b,
+        stride=stride,
+        pad=pad,
+        outsize=outsize,
+        dilate=dilate,
+        groups=groups,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
 
 
-def _deconvolution(ndim, function, x, W, b, stride, pad, outsize, dilate, groups, method):
+def _deconvolution(ndim, function, x, W, b, **params):
+    options = {k: params.pop(k) for k in ("method", "precision", "preferred_element_type")}
+    fe.check_arrays(FRAMEWORK, ("x", "W", "b"), x, W, b)
     fe.check_rank(x, ndim, FRAMEWORK, function, unbatched=False, name="x")
     kernel = fe.kernel_size_of(W, ndim, FRAMEWORK, "W")
-    spec = to_spec(
-        ndim,
-        stride,
-        pad,
-        outsize,
-        dilate,
-        groups,
-        kernel_size=kernel,
-        input_size=fe.spatial_shape(x, ndim),
-    )
-    return fe.call(x, W, b, spec, FRAMEWORK, method=method, names=("x", "W", "b", "pad"))
+    spec = to_spec(ndim, **params, kernel_size=kernel, input_size=fe.spatial_shape(x, ndim))
+    return fe.call(x, W, b, spec, FRAMEWORK, names=("x", "W", "b", "pad"), **options)
 
 
 def deconvolution_1d(
-    x, W, b=None, stride=1, pad=0, outsize=None, dilate=1, groups=1, *, method="auto"
+    x: jax.Array,
+    W: jax.Array,
+    b: jax.Array | None = None,
+    stride: IntOrTuple = 1,
+    pad: IntOrTuple = 0,
+    outsize: Sequence[int] | None = None,
+    dilate: IntOrTuple = 1,
+    groups: int = 1,
+    *,
+    method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``chainer.functions.deconvolution_1d``: :func:`deconvolution_nd` on ``(n, c_I, d)``."""
     return _deconvolution(
-        1, "deconvolution_1d", x, W, b, stride, pad, outsize, dilate, groups, method
+        1,
+        "deconvolution_1d",
+        x,
+        W,
+        b,
+        stride=stride,
+        pad=pad,
+        outsize=outsize,
+        dilate=dilate,
+        groups=groups,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
 
 
 def deconvolution_2d(
-    x, W, b=None, stride=1, pad=0, outsize=None, *, dilate=1, groups=1, method="auto"
+    x: jax.Array,
+    W: jax.Array,
+    b: jax.Array | None = None,
+    stride: IntOrTuple = 1,
+    pad: IntOrTuple = 0,
+    outsize: Sequence[int] | None = None,
+    *,
+    dilate: IntOrTuple = 1,
+    groups: int = 1,
+    method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
-    """``chainer.functions.deconvolution_2d`` (``dilate`` and ``groups`` keyword-only)."""
+    """``chainer.functions.deconvolution_2d`` (``dilate``, ``groups`` keyword-only)."""
     return _deconvolution(
-        2, "deconvolution_2d", x, W, b, stride, pad, outsize, dilate, groups, method
+        2,
+        "deconvolution_2d",
+        x,
+        W,
+        b,
+        stride=stride,
+        pad=pad,
+        outsize=outsize,
+        dilate=dilate,
+        groups=groups,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
 
 
 def deconvolution_3d(
-    x, W, b=None, stride=1, pad=0, outsize=None, dilate=1, groups=1, *, method="auto"
+    x: jax.Array,
+    W: jax.Array,
+    b: jax.Array | None = None,
+    stride: IntOrTuple = 1,
+    pad: IntOrTuple = 0,
+    outsize: Sequence[int] | None = None,
+    dilate: IntOrTuple = 1,
+    groups: int = 1,
+    *,
+    method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``chainer.functions.deconvolution_3d``: :func:`deconvolution_nd` on 3 spatial axes."""
     return _deconvolution(
-        3, "deconvolution_3d", x, W, b, stride, pad, outsize, dilate, groups, method
+        3,
+        "deconvolution_3d",
+        x,
+        W,
+        b,
+        stride=stride,
+        pad=pad,
+        outsize=outsize,
+        dilate=dilate,
+        groups=groups,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
+
+
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(
+        Option("stride", "stride (default 1)", short="-s"),
+        Option("pad", "pad (default 0)", short="-p"),
+        Option("outsize", "outsize, one per axis", kind="sizes"),
+        Option("dilate", "dilate (default 1)", short="-d"),
+        Option("groups", "groups (default 1)", kind="int", short="-g"),
+    ),
+    summary="chainer.functions.deconvolution_{1,2,3,n}d",
+)

@@ -5,16 +5,22 @@ N-dimensional, no dilation, no groups. Output length per axis
 ``(p, full - p - l)``. chainerx checks ``outsize`` all-or-nothing: either every axis
 satisfies ``d == floor((l + 2p - k) / s) + 1`` or every axis satisfies the
 ``cover_all`` version ``d == floor((l + 2p - k + s - 1) / s) + 1``; otherwise it raises
-("Output dims ... are inconsistent"), and so does convt.
+("Output dims ... are inconsistent"), and so does convt. While detecting
+``cover_all`` axis by axis (up to the first axis that needs it), an axis with
+``l + 2p - k < 0`` is rejected outright (its ``GetConvOutDim`` throws "Output size should
+be positive"), even where the ``cover_all`` equation would hold; convt follows. Zero
+spatial axes are valid (a matrix product).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 
 from convt import _frontend as fe
+from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "chainerx"
@@ -43,18 +49,27 @@ def to_spec(
     kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
     sizes = fe.int_tuple(outsize, ndim, "outsize", FRAMEWORK, allow_single=False)
     fe.check_at_least(sizes, 0, "outsize", FRAMEWORK)
-    checks = [
-        all(
-            d == fe.conv_out_size(l, k, s, p, cover_all=cover_all)
-            for d, l, k, s, p in zip(input_size, sizes, kernel, stride, pad)
-        )
-        for cover_all in (False, True)
-    ]
-    if not any(checks):
+    axes = list(zip(input_size, sizes, kernel, stride, pad))
+    cover_all = False
+    for axis, (d, l, k, s, p) in enumerate(axes):  # chainerx's cover_all detection
+        if l + 2 * p - k < 0:  # its GetConvOutDim throws here
+            raise ValueError(
+                f"chainerx: outsize {tuple(sizes)} is inconsistent with the input size "
+                f"{tuple(input_size)}: on spatial axis {axis} outsize + 2 * pad - kernel "
+                f"= {l + 2 * p - k} is negative (chainerx: 'Output size should be positive')"
+            )
+        if d != fe.conv_out_size(l, k, s, p):
+            cover_all = True
+            break
+    if any(
+        l + 2 * p - k + (s - 1) * cover_all < 0
+        or d != fe.conv_out_size(l, k, s, p, cover_all=cover_all)
+        for d, l, k, s, p in axes
+    ):
         raise ValueError(
             f"chainerx: outsize {tuple(sizes)} is inconsistent with the input size "
             f"{tuple(input_size)}: every axis must satisfy d == floor((l + 2p - k) / s) + 1, "
-            "or every axis its cover_all version"
+            "or every axis its cover_all version d == floor((l + 2p - k + s - 1) / s) + 1"
         )
     crop = fe.crop_for_size(pad, spec.full_spatial_shape(input_size, kernel), sizes)
     return ConvTransposeSpec(stride, (1,) * ndim, crop)
@@ -86,14 +101,19 @@ def conv_transpose(
     outsize: Sequence[int] | None = None,
     *,
     method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``chainerx.conv_transpose``.
 
     Shapes: ``x (n, c_I, d_1, ..., d_N)``, ``w (c_I, c_O, k_1, ..., k_N)``, ``b (c_O,)``
-    -> ``(n, c_O, l_1, ..., l_N)`` with ``l = s (d - 1) + k - 2p`` or ``outsize``.
+    -> ``(n, c_O, l_1, ..., l_N)`` with ``l = s (d - 1) + k - 2p`` or ``outsize``. ``N``
+    may be 0 (``x (n, c_I)``, ``w (c_I, c_O)``), a matrix product, as chainerx's own
+    tests use it.
     """
+    fe.check_arrays(FRAMEWORK, ("x", "w", "b"), x, w, b)
     ndim = jax.numpy.ndim(x) - 2
-    if ndim < 1:
+    if ndim < 0:
         raise ValueError(
             f"chainerx: x must be (n, c_I, d_1, ..., d_N), got shape {jax.numpy.shape(x)}"
         )
@@ -106,4 +126,27 @@ def conv_transpose(
         kernel_size=kernel,
         input_size=fe.spatial_shape(x, ndim),
     )
-    return fe.call(x, w, b, spec, FRAMEWORK, method=method, names=("x", "w", "b", "pad"))
+    return fe.call(
+        x,
+        w,
+        b,
+        spec,
+        FRAMEWORK,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        names=("x", "w", "b", "pad"),
+    )
+
+
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(
+        Option("stride", "stride (default 1)", short="-s"),
+        Option("pad", "pad (default 0)", short="-p"),
+        Option("outsize", "outsize, one per axis", kind="sizes"),
+    ),
+    summary="chainerx.conv_transpose (no dilation, no groups)",
+)

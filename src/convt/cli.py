@@ -1,198 +1,110 @@
 """``convt`` command line: show how a framework's parameters map onto the canonical spec.
 
-convt spec torch --kernel-size 4 --stride 2 --padding 1 --input-size 32 32
+    convt spec torch --kernel-size 4 --stride 2 --padding 1 --input-size 32 32
+    convt translate --from torch --to paddle -k 3 -s 2 -p 1 --output-padding 1 -i 5 5
+
+Every convention's options come from its :class:`~convt.convention.Convention`; this
+module knows no framework by name.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from convt import convention as registry
+from convt._frontend import int_tuple
+from convt.convention import Convention, NotExpressible, Option
 from convt.spec import ConvTransposeSpec
 
-# Each framework: (add its arguments, build (spec, kernel, input_size) from parsed args).
-FRAMEWORKS: dict[str, tuple[Callable, Callable]] = {}
 
-
-def _ints(parser, *flags, help, default=None, required=False):
-    parser.add_argument(*flags, type=int, nargs="+", default=default, required=required, help=help)
-
-
-def _common(parser, groups=True, dilation="--dilation"):
-    _ints(
-        parser, "--kernel-size", "-k", required=True, help="kernel size, one value or one per axis"
-    )
-    _ints(
-        parser,
-        "--input-size",
-        "-i",
-        required=True,
-        help="input spatial size, one per axis (sets the number of axes)",
-    )
-    _ints(parser, "--stride", "-s", default=[1], help="stride (default 1)")
-    if dilation:
-        _ints(parser, dilation, "-d", default=[1], help="dilation (default 1)")
-    if groups:
-        parser.add_argument("--groups", "-g", type=int, default=1, help="groups (default 1)")
-
-
-def _one(values):
-    return values[0] if len(values) == 1 else tuple(values)
-
-
-def _torch_args(parser):
-    _common(parser)
-    _ints(parser, "--padding", "-p", default=[0], help="padding (default 0)")
-    _ints(parser, "--output-padding", default=[0], help="output_padding (default 0)")
-    _ints(
-        parser,
-        "--output-size",
-        default=None,
-        help="output_size, as ConvTransposeNd.forward takes it",
-    )
-
-
-def _torch_spec(args):
-    from convt import torch as framework
-
-    return framework.to_spec(
-        len(args.input_size),
-        _one(args.stride),
-        _one(args.padding),
-        _one(args.output_padding),
-        args.groups,
-        _one(args.dilation),
-        kernel_size=_one(args.kernel_size),
-        input_size=args.input_size,
-        output_size=args.output_size,
-    )
-
-
-def _chainer_args(parser):
-    _common(parser, dilation="--dilate")
-    _ints(parser, "--pad", "-p", default=[0], help="pad (default 0)")
-    _ints(parser, "--outsize", default=None, help="outsize, one per axis")
-
-
-def _chainer_spec(args):
-    from convt import chainer as framework
-
-    n = len(args.input_size)
-    return framework.to_spec(
-        n,
-        _one(args.stride),
-        _one(args.pad),
-        args.outsize,
-        _one(args.dilate),
-        args.groups,
-        kernel_size=_one(args.kernel_size),
-        input_size=args.input_size,
-    )
-
-
-def _chainerx_args(parser):
-    _common(parser, groups=False, dilation=None)
-    _ints(parser, "--pad", "-p", default=[0], help="pad (default 0)")
-    _ints(parser, "--outsize", default=None, help="outsize, one per axis")
-
-
-def _chainerx_spec(args):
-    from convt import chainerx as framework
-
-    n = len(args.input_size)
-    return framework.to_spec(
-        n,
-        _one(args.stride),
-        _one(args.pad),
-        args.outsize,
-        kernel_size=_one(args.kernel_size),
-        input_size=args.input_size,
-    )
-
-
-def _padding_arg(value: str):
-    """paddle's padding from the command line: SAME, VALID, or integers."""
-    if value.upper() in ("SAME", "VALID"):
-        return value
+def _padding_value(value: str) -> str | int:
+    """A padding word (SAME, VALID, ...) or an integer."""
     try:
         return int(value)
     except ValueError:
+        if value.isidentifier():
+            return value
         raise argparse.ArgumentTypeError(
-            f"padding must be SAME, VALID or integers, got {value!r}"
+            f"padding must be a word such as SAME or integers, got {value!r}"
         ) from None
 
 
-def _paddle_args(parser):
-    _common(parser)
+def _flags(name: str, short: str | None = None) -> list[str]:
+    """``--output-padding`` and the framework's own spelling ``--output_padding``."""
+    flags = [f"--{name.replace('_', '-')}"]
+    if "_" in name:
+        flags.append(f"--{name}")
+    return flags + ([short] if short else [])
+
+
+def add_options(parser: argparse.ArgumentParser, convention: Convention) -> None:
+    """The common sizes and one flag per framework parameter."""
     parser.add_argument(
-        "--padding",
-        "-p",
-        type=_padding_arg,
+        *_flags("kernel_size", "-k"),
+        type=int,
         nargs="+",
-        default=[0],
-        help="SAME, VALID, one int, one per axis, or two per axis "
-        "(before_1 after_1 before_2 after_2 ...)",
+        required=True,
+        help="kernel size, one value or one per axis",
     )
-    _ints(parser, "--output-padding", default=[0], help="output_padding (default 0)")
-    _ints(parser, "--output-size", default=None, help="output_size, one per axis")
     parser.add_argument(
-        "--data-format",
-        default=None,
-        help="NCL/NLC, NCHW/NHWC or NCDHW/NDHWC (default channels first)",
+        *_flags("input_size", "-i"),
+        type=int,
+        nargs="+",
+        required=True,
+        help="input spatial size, one per axis (sets the number of axes)",
     )
+    for option in convention.options:
+        flags = _flags(option.name, option.short)
+        if option.kind == "int":
+            parser.add_argument(*flags, dest=option.name, type=int, help=option.help)
+        elif option.kind == "choice":
+            parser.add_argument(*flags, dest=option.name, choices=option.choices, help=option.help)
+        elif option.kind == "padding":
+            parser.add_argument(
+                *flags, dest=option.name, type=_padding_value, nargs="+", help=option.help
+            )
+        else:
+            parser.add_argument(*flags, dest=option.name, type=int, nargs="+", help=option.help)
 
 
-def _paddle_spec(args):
-    from convt import paddle as framework
+def _value(option: Option, values):
+    """A parsed option as the framework's function takes it."""
+    if option.kind in ("int", "choice"):
+        return values
+    if option.kind == "sizes":
+        return tuple(values)
+    if len(values) == 1:
+        return values[0]
+    return list(values) if option.kind == "padding" else tuple(values)
 
-    padding = args.padding[0] if len(args.padding) == 1 else list(args.padding)
-    return framework.to_spec(
-        len(args.input_size),
-        _one(args.stride),
-        padding,
-        _one(args.output_padding),
-        _one(args.dilation),
-        args.groups,
-        args.output_size,
-        args.data_format,
-        kernel_size=_one(args.kernel_size),
-        input_size=args.input_size,
+
+def params_from_args(args: argparse.Namespace, convention: Convention) -> dict:
+    """The framework parameters given on the command line (left-out ones are absent)."""
+    return {
+        o.name: _value(o, getattr(args, o.name))
+        for o in convention.options
+        if getattr(args, o.name) is not None
+    }
+
+
+def spec_from_args(
+    args: argparse.Namespace, convention: Convention
+) -> tuple[ConvTransposeSpec, tuple[int, ...], tuple[int, ...]]:
+    """``(spec, input_size, kernel_size)`` for parsed arguments; checks the output size."""
+    input_size = tuple(args.input_size)
+    n = len(input_size)
+    kernel = int_tuple(tuple(args.kernel_size), n, "kernel_size", convention.name)
+    spec = convention.spec(
+        n, params_from_args(args, convention), kernel_size=kernel, input_size=input_size
     )
-
-
-def _megengine_args(parser):
-    _common(parser)
-    _ints(parser, "--padding", "-p", default=[0], help="padding (default 0)")
-    _ints(parser, "--output-padding", default=[0], help="output_padding (default 0)")
-
-
-def _megengine_spec(args):
-    from convt import megengine as framework
-
-    return framework.to_spec(
-        len(args.input_size),
-        _one(args.stride),
-        _one(args.padding),
-        _one(args.output_padding),
-        _one(args.dilation),
-        args.groups,
-    )
-
-
-FRAMEWORKS.update(
-    torch=(_torch_args, _torch_spec),
-    chainer=(_chainer_args, _chainer_spec),
-    chainerx=(_chainerx_args, _chainerx_spec),
-    paddle=(_paddle_args, _paddle_spec),
-    megengine=(_megengine_args, _megengine_spec),
-)
-
-
-def _kernel(args, n: int) -> tuple[int, ...]:
-    from convt._frontend import int_tuple
-
-    return int_tuple(_one(args.kernel_size), n, "--kernel-size", "convt")
+    out = spec.output_spatial_shape(input_size, kernel)
+    if any(o < 1 for o in out):
+        raise ValueError(
+            f"{convention.name}: the output size would be {out}; every size must be >= 1"
+        )
+    return spec, input_size, kernel
 
 
 def format_spec(spec: ConvTransposeSpec, input_size: Sequence[int], kernel: Sequence[int]) -> str:
@@ -210,24 +122,27 @@ def format_spec(spec: ConvTransposeSpec, input_size: Sequence[int], kernel: Sequ
     )
 
 
-def _module(name: str):
-    import importlib
-
-    return importlib.import_module(f"convt.{name}")
-
-
 def format_call(params: dict) -> str:
     """The parameters as keyword arguments, ready to paste into a call."""
     return ", ".join(f"{k}={v!r}" for k, v in params.items())
 
 
-def translate(source_args, target: str) -> str:
+def translate(args: argparse.Namespace, source: Convention, target: Convention) -> str:
     """The parameters of the same layer in ``target``'s convention, or why there are none."""
-    _, build = FRAMEWORKS[source_args.framework]
-    spec = build(source_args)
-    kernel = _kernel(source_args, len(source_args.input_size))
-    params = _module(target).from_spec(spec, tuple(source_args.input_size), kernel)
-    return f"{target}: {format_call(params)}"
+    spec, input_size, kernel = spec_from_args(args, source)
+    params = target.from_spec(spec, input_size, kernel)
+    return f"{target.name}: {format_call(params)}"
+
+
+def _names() -> list[str]:
+    return [c.name for c in registry.conventions()]
+
+
+def _convention_name(value: str) -> str:
+    try:
+        return registry.canonical_name(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  convt spec paddle -k 3 -s 2 -p SAME -i 5 5 --data-format NHWC\n"
         "  convt spec chainer -k 3 -s 2 -p 1 --outsize 10 10 -i 5 5\n"
         "  convt translate --from torch --to paddle -k 3 -s 2 -p 1 --output-padding 1 -i 5 5\n"
-        "\nframeworks: " + ", ".join(FRAMEWORKS) + "; 'convt spec FRAMEWORK --help' lists "
-        "each one's options, named as the framework names them.",
+        "\nconventions: " + ", ".join(_names()) + "; 'convt spec NAME --help' lists each "
+        "one's options, named as the framework names them (--output-padding or "
+        "--output_padding).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -252,8 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
         "canonical spec and print the output spatial shape.",
     )
     fw = spec.add_subparsers(dest="framework", required=True, metavar="FRAMEWORK")
-    for name, (add_args, _) in FRAMEWORKS.items():
-        add_args(fw.add_parser(name, help=f"{name}'s parameters"))
+    for convention in registry.conventions():
+        add_options(
+            fw.add_parser(
+                convention.name,
+                aliases=list(convention.aliases),
+                help=convention.summary or f"{convention.name}'s parameters",
+            ),
+            convention,
+        )
     tr = sub.add_parser(
         "translate",
         help="express a layer given in one convention in another",
@@ -263,44 +186,41 @@ def build_parser() -> argparse.ArgumentParser:
         "'convt spec FRAMEWORK'.",
         usage="convt translate --from FRAMEWORK --to FRAMEWORK [source framework's options]",
     )
-    tr.add_argument("--from", dest="source", required=True, choices=sorted(FRAMEWORKS))
-    tr.add_argument("--to", dest="target", required=True, choices=sorted(FRAMEWORKS))
+    tr.add_argument("--from", dest="source", required=True, type=_convention_name)
+    tr.add_argument("--to", dest="target", required=True, type=_convention_name)
     return parser
+
+
+def _fail(message: str) -> int:
+    print(f"convt: error: {message}", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "translate":
-        source = argparse.ArgumentParser(prog=f"convt translate --from {args.source}")
-        FRAMEWORKS[args.source][0](source)
-        source_args = source.parse_args(rest)
-        source_args.framework = args.source
+        source = registry.get(args.source)
+        source_parser = argparse.ArgumentParser(prog=f"convt translate --from {source.name}")
+        add_options(source_parser, source)
+        source_args = source_parser.parse_args(rest)
         try:
-            print(translate(source_args, args.target))
-        except (ValueError, TypeError) as err:
-            print(f"convt: {err}", file=sys.stderr)
-            return 2
+            print(translate(source_args, source, registry.get(args.target)))
+        except (ValueError, TypeError) as err:  # NotExpressible is a ValueError
+            return _fail(str(err))
         return 0
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    if args.command == "spec":
-        _, build = FRAMEWORKS[args.framework]
-        try:
-            spec = build(args)
-            n = len(args.input_size)
-            kernel = _kernel(args, n)
-            out = spec.output_spatial_shape(args.input_size, kernel)
-            if any(o < 1 for o in out):
-                raise ValueError(
-                    f"{args.framework}: the output size would be {out}; every size must be >= 1"
-                )
-        except (ValueError, TypeError) as err:
-            print(f"convt: error: {err}", file=sys.stderr)
-            return 2
-        print(format_spec(spec, args.input_size, kernel))
+    convention = registry.get(args.framework)
+    try:
+        spec, input_size, kernel = spec_from_args(args, convention)
+    except (ValueError, TypeError) as err:
+        return _fail(str(err))
+    print(format_spec(spec, input_size, kernel))
     return 0
 
+
+__all__ = ["NotExpressible", "build_parser", "main", "translate"]
 
 if __name__ == "__main__":
     sys.exit(main())

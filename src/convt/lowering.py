@@ -326,7 +326,8 @@ def phase_gemm(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
     kernel = kernel.reshape(groups, c_in_g * math.prod(p.width for p in plans), -1)
     xp = _channels_to_last(_padded_input(x, spec, plans), spec)
     windows = jnp.stack(list(_windows(xp, plans)), axis=-1)  # (N, *Z, C_in, T)
-    windows = windows.reshape(*windows.shape[: n + 1], groups, -1)  # (N, *Z, g, C_in_g * T)
+    # (N, *Z, g, C_in_g * T); sizes spelled out, as -1 is undefined for an empty batch
+    windows = windows.reshape(*windows.shape[: n + 1], groups, kernel.shape[1])
     z = jnp.einsum(
         "...gk,gko->...go",
         windows,

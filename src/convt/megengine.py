@@ -21,11 +21,13 @@ unbatched ``(C, *spatial)`` inputs (its modules document them) are accepted here
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from convt import _frontend as fe
+from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "megengine"
@@ -40,8 +42,13 @@ def to_spec(
     output_padding: IntOrTuple = 0,
     dilation: IntOrTuple = 1,
     groups: int = 1,
+    *,
+    kernel_size: IntOrTuple | None = None,
+    input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
-    """The canonical spec for megengine parameters."""
+    """The canonical spec for megengine parameters (the crop depends on no size, so
+    ``kernel_size`` and ``input_size`` are accepted for the common interface only)."""
+    del kernel_size, input_size
     stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK)
     padding = fe.int_tuple(padding, ndim, "padding", FRAMEWORK)
     output_padding = fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK)
@@ -60,7 +67,7 @@ def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dic
     return fe.symmetric_from_spec(spec, FRAMEWORK, lambda stride, dilation: stride)
 
 
-def canonical_weight(weight: jax.Array, ndim: int, groups: int) -> jax.Array:
+def weight_to_canonical(weight: jax.Array, *, ndim: int, groups: int) -> jax.Array:
     """megengine's weight -> ``(C_in, C_out // groups, *k)``."""
     shape = tuple(jnp.shape(weight))
     if len(shape) == ndim + 3:
@@ -83,7 +90,23 @@ def canonical_weight(weight: jax.Array, ndim: int, groups: int) -> jax.Array:
     )
 
 
-def canonical_bias(bias: jax.Array | None, ndim: int) -> jax.Array | None:
+def weight_from_canonical(weight: jax.Array, *, ndim: int, groups: int) -> jax.Array:
+    """``(C_in, C_out // groups, *k)`` -> megengine's weight: as is for ``groups == 1``,
+    ``(groups, C_in // groups, C_out // groups, *k)`` otherwise."""
+    if groups == 1:
+        return weight
+    c_in, *rest = jnp.shape(weight)
+    return jnp.reshape(weight, (groups, c_in // groups, *rest))
+
+
+def bias_from_canonical(bias: jax.Array | None, *, ndim: int) -> jax.Array | None:
+    """``(C_out,)`` -> the module's ``(1, C_out, 1, ...)``."""
+    if bias is None:
+        return None
+    return jnp.reshape(bias, (1, -1) + (1,) * ndim)
+
+
+def bias_to_canonical(bias: jax.Array | None, *, ndim: int) -> jax.Array | None:
     """``(1, C_out, 1, ...)`` or ``(C_out,)`` -> ``(C_out,)``."""
     if bias is None:
         return None
@@ -98,34 +121,33 @@ def canonical_bias(bias: jax.Array | None, ndim: int) -> jax.Array | None:
 
 
 def _conv_transpose(
-    ndim, inp, weight, bias, stride, padding, output_padding, dilation, groups, compute_mode, method
+    ndim,
+    inp,
+    weight,
+    bias,
+    *,
+    compute_mode,
+    method,
+    precision,
+    preferred_element_type,
+    **params,
 ):
     if compute_mode not in COMPUTE_MODES:
         raise ValueError(
             f"megengine: compute_mode must be one of {COMPUTE_MODES}, got {compute_mode!r}"
         )
+    fe.check_arrays(FRAMEWORK, ("inp", "weight", "bias"), inp, weight, bias)
     unbatched = fe.check_rank(
         inp, ndim, FRAMEWORK, f"conv_transpose{ndim}d", unbatched=True, name="inp"
     )
-    spec = to_spec(ndim, stride, padding, output_padding, dilation, groups)
-    w = canonical_weight(weight, ndim, spec.groups)
-    b = canonical_bias(bias, ndim)
+    spec = to_spec(ndim, **params)
+    w = weight_to_canonical(weight, ndim=ndim, groups=spec.groups)
+    b = bias_to_canonical(bias, ndim=ndim)
+    dtype = jnp.result_type(inp, weight)
     if compute_mode == "float32":  # accumulate in float32, return the input's dtype
-        dtype = jnp.result_type(inp, weight)
         inp, w = jnp.asarray(inp, jnp.float32), jnp.asarray(w, jnp.float32)
         b = None if b is None else jnp.asarray(b, jnp.float32)
-        y = fe.call(
-            inp,
-            w,
-            b,
-            spec,
-            FRAMEWORK,
-            unbatched=unbatched,
-            method=method,
-            names=("inp", "weight", "bias", "padding"),
-        )
-        return y.astype(dtype)
-    return fe.call(
+    y = fe.call(
         inp,
         w,
         b,
@@ -133,8 +155,11 @@ def _conv_transpose(
         FRAMEWORK,
         unbatched=unbatched,
         method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
         names=("inp", "weight", "bias", "padding"),
     )
+    return y.astype(dtype) if compute_mode == "float32" else y
 
 
 def conv_transpose2d(
@@ -150,6 +175,8 @@ def conv_transpose2d(
     compute_mode: str = "default",
     *,
     method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``megengine.functional.conv_transpose2d``.
 
@@ -167,13 +194,15 @@ def conv_transpose2d(
         inp,
         weight,
         bias,
-        stride,
-        padding,
-        output_padding,
-        dilation,
-        groups,
-        compute_mode,
-        method,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        compute_mode=compute_mode,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
 
 
@@ -188,6 +217,8 @@ def conv_transpose3d(
     groups: int = 1,
     *,
     method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``megengine.functional.conv_transpose3d``.
 
@@ -196,5 +227,37 @@ def conv_transpose3d(
     1, 1, 1)`` or ``(C_out,)``.
     """
     return _conv_transpose(
-        3, inp, weight, bias, stride, padding, output_padding, dilation, groups, "default", method
+        3,
+        inp,
+        weight,
+        bias,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        compute_mode="default",
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
+
+
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    aliases=("mge",),
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(
+        Option("stride", "stride (default 1)", short="-s"),
+        Option("padding", "padding (default 0)", short="-p"),
+        Option("output_padding", "output_padding (default 0)"),
+        Option("dilation", "dilation (default 1)", short="-d"),
+        Option("groups", "groups (default 1)", kind="int", short="-g"),
+    ),
+    weight_to_canonical=weight_to_canonical,
+    weight_from_canonical=weight_from_canonical,
+    bias_to_canonical=bias_to_canonical,
+    bias_from_canonical=bias_from_canonical,
+    summary="megengine.functional.conv_transpose{2,3}d (grouped 5-D/6-D weights)",
+)

@@ -28,8 +28,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import numpy as np
 
 from convt import _frontend as fe
+from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "paddle"
@@ -105,6 +107,19 @@ def same_pads(
     return tuple(pairs)
 
 
+def _output_sizes(output_size: Any, ndim: int) -> tuple[int, ...]:
+    """paddle's ``output_size``: an int, ``ndim`` ints, or an integer tensor (here a 1-D
+    numpy or JAX array) of one or ``ndim`` values."""
+    if isinstance(output_size, (np.ndarray, jax.Array)):
+        if output_size.ndim != 1 or output_size.shape[0] not in (1, ndim):
+            raise ValueError(
+                f"paddle: output_size as a tensor must hold one or {ndim} integers, got shape "
+                f"{output_size.shape}"
+            )
+        output_size = [int(v) for v in np.asarray(output_size)] * (ndim // output_size.shape[0])
+    return fe.int_tuple(output_size, ndim, "output_size", FRAMEWORK, allow_single=False)
+
+
 def to_spec(
     ndim: int,
     stride: IntOrTuple = 1,
@@ -124,9 +139,11 @@ def to_spec(
     """
     data_format = data_format or DATA_FORMATS[ndim][0]
     channels_last = _channels_last(ndim, data_format)
-    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK)
-    dilation = fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK)
-    output_padding = fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK)
+    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK, allow_single=False)
+    dilation = fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK, allow_single=False)
+    output_padding = fe.int_tuple(
+        output_padding, ndim, "output_padding", FRAMEWORK, allow_single=False
+    )
     groups = fe.check_int(groups, "groups", FRAMEWORK)
     fe.check_at_least(stride, 1, "stride", FRAMEWORK)
     fe.check_at_least(dilation, 1, "dilation", FRAMEWORK)
@@ -147,7 +164,7 @@ def to_spec(
     spec = ConvTransposeSpec(stride, dilation, crop, groups, layout)
     if output_size is None:
         return spec
-    sizes = fe.int_tuple(output_size, ndim, "output_size", FRAMEWORK)
+    sizes = _output_sizes(output_size, ndim)
     fe.check_size_range(sizes, spec.output_spatial_shape(input_size, kernel), stride, FRAMEWORK)
     full = spec.full_spatial_shape(input_size, kernel)
     return ConvTransposeSpec(
@@ -190,36 +207,29 @@ def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dic
 
 
 def _conv_transpose(
-    ndim,
-    x,
-    weight,
-    bias,
-    stride,
-    padding,
-    output_padding,
-    dilation,
-    groups,
-    output_size,
-    data_format,
-    method,
+    ndim, x, weight, bias, *, data_format, method, precision, preferred_element_type, **params
 ):
     channels_last = _channels_last(ndim, data_format)
+    fe.check_arrays(FRAMEWORK, ("x", "weight", "bias"), x, weight, bias)
     fe.check_rank(x, ndim, FRAMEWORK, f"conv{ndim}d_transpose", unbatched=False, name="x")
     kernel = fe.kernel_size_of(weight, ndim, FRAMEWORK, "weight")
     spec = to_spec(
         ndim,
-        stride,
-        padding,
-        output_padding,
-        dilation,
-        groups,
-        output_size,
-        data_format,
+        data_format=data_format,
         kernel_size=kernel,
         input_size=fe.spatial_shape(x, ndim, channels_last),
+        **params,
     )
     return fe.call(
-        x, weight, bias, spec, FRAMEWORK, method=method, names=("x", "weight", "bias", "padding")
+        x,
+        weight,
+        bias,
+        spec,
+        FRAMEWORK,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        names=("x", "weight", "bias", "padding"),
     )
 
 
@@ -232,29 +242,35 @@ def conv1d_transpose(
     output_padding: IntOrTuple = 0,
     groups: int = 1,
     dilation: IntOrTuple = 1,
-    output_size: IntOrTuple | None = None,
+    output_size: Any = None,
     data_format: str = "NCL",
+    name: str | None = None,
     *,
     method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``paddle.nn.functional.conv1d_transpose``.
 
     Shapes: ``x (N, C_in, L)`` (``NCL``) or ``(N, L, C_in)`` (``NLC``), ``weight (C_in,
     C_out // groups, K)``, ``bias (C_out,)`` -> ``(N, C_out, L_out)`` in the same format.
     """
+    del name  # paddle's op name, for its static graphs: accepted and ignored, as in paddle
     return _conv_transpose(
         1,
         x,
         weight,
         bias,
-        stride,
-        padding,
-        output_padding,
-        dilation,
-        groups,
-        output_size,
-        data_format,
-        method,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        output_size=output_size,
+        data_format=data_format,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
 
 
@@ -267,29 +283,35 @@ def conv2d_transpose(
     output_padding: IntOrTuple = 0,
     dilation: IntOrTuple = 1,
     groups: int = 1,
-    output_size: IntOrTuple | None = None,
+    output_size: Any = None,
     data_format: str = "NCHW",
+    name: str | None = None,
     *,
     method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``paddle.nn.functional.conv2d_transpose`` (note: ``dilation`` before ``groups``).
 
     Shapes: ``x (N, C_in, H, W)`` (``NCHW``) or ``(N, H, W, C_in)`` (``NHWC``), ``weight
     (C_in, C_out // groups, kH, kW)``, ``bias (C_out,)``.
     """
+    del name  # paddle's op name, for its static graphs: accepted and ignored, as in paddle
     return _conv_transpose(
         2,
         x,
         weight,
         bias,
-        stride,
-        padding,
-        output_padding,
-        dilation,
-        groups,
-        output_size,
-        data_format,
-        method,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        output_size=output_size,
+        data_format=data_format,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
 
 
@@ -302,27 +324,62 @@ def conv3d_transpose(
     output_padding: IntOrTuple = 0,
     groups: int = 1,
     dilation: IntOrTuple = 1,
-    output_size: IntOrTuple | None = None,
+    output_size: Any = None,
     data_format: str = "NCDHW",
+    name: str | None = None,
     *,
     method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``paddle.nn.functional.conv3d_transpose``.
 
     Shapes: ``x (N, C_in, D, H, W)`` (``NCDHW``) or ``(N, D, H, W, C_in)`` (``NDHWC``),
     ``weight (C_in, C_out // groups, kD, kH, kW)``, ``bias (C_out,)``.
     """
+    del name  # paddle's op name, for its static graphs: accepted and ignored, as in paddle
     return _conv_transpose(
         3,
         x,
         weight,
         bias,
-        stride,
-        padding,
-        output_padding,
-        dilation,
-        groups,
-        output_size,
-        data_format,
-        method,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        output_size=output_size,
+        data_format=data_format,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
+
+
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    aliases=("paddlepaddle",),
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(
+        Option("stride", "stride (default 1)", short="-s"),
+        Option(
+            "padding",
+            "SAME, VALID, one int, one per axis, or two per axis "
+            "(before_1 after_1 before_2 after_2 ...)",
+            kind="padding",
+            short="-p",
+        ),
+        Option("output_padding", "output_padding (default 0)"),
+        Option("dilation", "dilation (default 1)", short="-d"),
+        Option("groups", "groups (default 1)", kind="int", short="-g"),
+        Option("output_size", "output_size, one per axis", kind="ints"),
+        Option(
+            "data_format",
+            "NCL/NLC, NCHW/NHWC or NCDHW/NDHWC (default channels first)",
+            kind="choice",
+            choices=("NCL", "NLC", "NCHW", "NHWC", "NCDHW", "NDHWC"),
+        ),
+    ),
+    summary="paddle.nn.functional.conv{1,2,3}d_transpose",
+)

@@ -13,8 +13,11 @@ A negative crop extends the output with zeros (before the bias is added).
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
+
+import jax
 
 Layout = Literal["channels_first", "channels_last"]
 LAYOUTS: tuple[str, ...] = ("channels_first", "channels_last")
@@ -30,8 +33,46 @@ def effective_kernel(k: int, dilation: int) -> int:
     return dilation * (k - 1) + 1
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def is_int(value: object) -> bool:
+    """True for Python and numpy integers (anything with ``__index__``), not for bools."""
+    if isinstance(value, bool) or isinstance(value, jax.core.Tracer):
+        return False
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
+
+
+def not_an_int(value: Any, name: str, prefix: str = "") -> TypeError:
+    """The ``TypeError`` for a non-integer configuration value, with a hint for tracers.
+
+    A traced value means the user passed a static parameter as a ``jax.jit`` argument.
+    """
+    message = f"{prefix}{name} must be an int or a sequence of ints, got {value!r}"
+    if isinstance(value, jax.core.Tracer) or (
+        isinstance(value, (tuple, list)) and any(isinstance(v, jax.core.Tracer) for v in value)
+    ):
+        message = (
+            f"{prefix}{name} must be a static Python int (or a tuple of ints), got a traced "
+            f"value ({type(value).__name__}): it is configuration, not data. Under jax.jit "
+            f"mark it static, e.g. jax.jit(f, static_argnames=({name!r},)), or close over it "
+            "with functools.partial"
+        )
+    return TypeError(message)
+
+
+def as_int_tuple(values: Any, name: str, prefix: str = "") -> tuple[int, ...]:
+    """A sequence of integers (Python or numpy) as a tuple of Python ints."""
+    if is_int(values) or isinstance(values, (str, bytes)):
+        raise not_an_int(values, name, prefix)
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise not_an_int(values, name, prefix) from None
+    if not all(is_int(v) for v in values):
+        raise not_an_int(values, name, prefix)
+    return tuple(operator.index(v) for v in values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +83,8 @@ class ConvTransposeSpec:
       stride: per spatial axis, ``>= 1``.
       dilation: per spatial axis, ``>= 1``.
       crop: per spatial axis a pair ``(lo, hi)``; negative values extend the output.
+      A spec may have no spatial axes at all: the operation is then a (grouped)
+      matrix product ``(N, C_in) @ (C_in, C_out)``.
       groups: number of channel groups, ``>= 1``.
       layout: ``"channels_first"`` (``(N, C, *spatial)``) or ``"channels_last"``
         (``(N, *spatial, C)``).
@@ -57,33 +100,31 @@ class ConvTransposeSpec:
     layout: Layout = "channels_first"
 
     def __post_init__(self) -> None:
-        stride = tuple(self.stride)
-        dilation = tuple(self.dilation)
+        stride = as_int_tuple(self.stride, "stride")
+        dilation = as_int_tuple(self.dilation, "dilation")
         try:
-            crop = tuple((lo, hi) for lo, hi in self.crop)
-        except (TypeError, ValueError):
+            pairs = [tuple(pair) for pair in self.crop]
+        except TypeError:
             raise TypeError(
                 f"crop must be a sequence of (lo, hi) pairs, got {self.crop!r}"
             ) from None
+        if any(len(pair) != 2 for pair in pairs):
+            raise TypeError(f"crop must be a sequence of (lo, hi) pairs, got {self.crop!r}")
+        crop = tuple(as_int_tuple(pair, "crop") for pair in pairs)
         object.__setattr__(self, "stride", stride)
         object.__setattr__(self, "dilation", dilation)
         object.__setattr__(self, "crop", crop)
-        if len(stride) == 0:
-            raise ValueError("the spec needs at least one spatial axis")
         if not (len(stride) == len(dilation) == len(crop)):
             raise ValueError(
                 "stride, dilation and crop must have one entry per spatial axis, got "
                 f"{len(stride)}, {len(dilation)} and {len(crop)}"
             )
         for name, values in (("stride", stride), ("dilation", dilation)):
-            if not all(_is_int(v) for v in values):
-                raise TypeError(f"{name} must hold integers, got {values!r}")
             if any(v < 1 for v in values):
                 raise ValueError(f"{name} must be >= 1 on every axis, got {values!r}")
-        if not all(_is_int(v) for pair in crop for v in pair):
-            raise TypeError(f"crop must hold integers, got {crop!r}")
-        if not _is_int(self.groups):
-            raise TypeError(f"groups must be an integer, got {self.groups!r}")
+        if not is_int(self.groups):
+            raise not_an_int(self.groups, "groups")
+        object.__setattr__(self, "groups", operator.index(self.groups))
         if self.groups < 1:
             raise ValueError(f"groups must be >= 1, got {self.groups}")
         if self.layout not in LAYOUTS:
@@ -106,15 +147,20 @@ class ConvTransposeSpec:
         """
 
         def per_axis(value, name):
-            if _is_int(value):
-                return (value,) * ndim
-            value = tuple(value)
+            if is_int(value):
+                return (operator.index(value),) * ndim
+            try:
+                value = tuple(value)
+            except TypeError:
+                raise not_an_int(value, name) from None
             if len(value) != ndim:
                 raise ValueError(f"{name} needs {ndim} values, got {value!r}")
             return value
 
+        if not is_int(ndim) or ndim < 0:
+            raise ValueError(f"ndim must be a non-negative int, got {ndim!r}")
         crops = per_axis(crop, "crop")
-        crops = tuple((c, c) if _is_int(c) else tuple(c) for c in crops)
+        crops = tuple((c, c) if is_int(c) else tuple(c) for c in crops)
         return cls(
             per_axis(stride, "stride"), per_axis(dilation, "dilation"), crops, groups, layout
         )

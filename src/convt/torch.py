@@ -15,10 +15,12 @@ works for transposed convolution, so that is all this module accepts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 
 from convt import _frontend as fe
+from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "torch"
@@ -40,9 +42,9 @@ def to_spec(
 ) -> ConvTransposeSpec:
     """The canonical spec for torch parameters, without running anything.
 
-    ``output_size`` (as ``ConvTransposeNd.forward`` takes it) replaces
-    ``output_padding``, as in torch; it needs ``kernel_size`` and ``input_size``
-    (spatial sizes).
+    ``output_size`` (as ``ConvTransposeNd.forward`` takes it: the spatial sizes, or
+    those led by the batch and channel sizes) replaces ``output_padding``, as in torch;
+    it needs ``kernel_size`` and ``input_size`` (spatial sizes).
     """
     if padding_mode != "zeros":
         raise ValueError(
@@ -66,6 +68,7 @@ def to_spec(
         if kernel_size is None or input_size is None:
             raise ValueError("torch: output_size needs kernel_size and input_size to be known")
         kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+        output_size = _strip_non_spatial(output_size, ndim, unbatched=False)
         output_padding = fe.output_padding_for_size(
             output_size, tuple(input_size), kernel, stride, padding, dilation, FRAMEWORK
         )
@@ -82,11 +85,22 @@ def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dic
     return fe.symmetric_from_spec(spec, FRAMEWORK, max)
 
 
+def _strip_non_spatial(output_size, ndim: int, unbatched: bool):
+    """torch's ``_output_padding``: ``output_size`` may lead with the input's non-spatial
+    sizes (batch and channels, or channels alone for an unbatched input)."""
+    if output_size is None or fe.is_int(output_size):
+        return output_size
+    sizes = list(output_size)
+    non_spatial = 1 if unbatched else 2
+    return sizes[non_spatial:] if len(sizes) == ndim + non_spatial else sizes
+
+
 def _conv_transpose(
     ndim,
     input,
     weight,
     bias,
+    *,
     stride,
     padding,
     output_padding,
@@ -95,7 +109,10 @@ def _conv_transpose(
     output_size,
     padding_mode,
     method,
+    precision,
+    preferred_element_type,
 ):
+    fe.check_arrays(FRAMEWORK, ("input", "weight", "bias"), input, weight, bias)
     unbatched = fe.check_rank(input, ndim, FRAMEWORK, f"conv_transpose{ndim}d", unbatched=True)
     spatial = tuple(jax.numpy.shape(input)[-ndim:])
     kernel = fe.kernel_size_of(weight, ndim, FRAMEWORK, "weight")
@@ -108,10 +125,20 @@ def _conv_transpose(
         dilation,
         kernel_size=kernel,
         input_size=spatial,
-        output_size=output_size,
+        output_size=_strip_non_spatial(output_size, ndim, unbatched),
         padding_mode=padding_mode,
     )
-    return fe.call(input, weight, bias, spec, FRAMEWORK, unbatched=unbatched, method=method)
+    return fe.call(
+        input,
+        weight,
+        bias,
+        spec,
+        FRAMEWORK,
+        unbatched=unbatched,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
 
 
 def conv_transpose1d(
@@ -127,6 +154,8 @@ def conv_transpose1d(
     output_size: IntOrTuple | None = None,
     padding_mode: str = "zeros",
     method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``torch.nn.functional.conv_transpose1d``.
 
@@ -141,14 +170,16 @@ def conv_transpose1d(
         input,
         weight,
         bias,
-        stride,
-        padding,
-        output_padding,
-        groups,
-        dilation,
-        output_size,
-        padding_mode,
-        method,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        groups=groups,
+        dilation=dilation,
+        output_size=output_size,
+        padding_mode=padding_mode,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
 
 
@@ -165,6 +196,8 @@ def conv_transpose2d(
     output_size: IntOrTuple | None = None,
     padding_mode: str = "zeros",
     method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``torch.nn.functional.conv_transpose2d``.
 
@@ -177,14 +210,16 @@ def conv_transpose2d(
         input,
         weight,
         bias,
-        stride,
-        padding,
-        output_padding,
-        groups,
-        dilation,
-        output_size,
-        padding_mode,
-        method,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        groups=groups,
+        dilation=dilation,
+        output_size=output_size,
+        padding_mode=padding_mode,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
 
 
@@ -201,6 +236,8 @@ def conv_transpose3d(
     output_size: IntOrTuple | None = None,
     padding_mode: str = "zeros",
     method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
 ) -> jax.Array:
     """``torch.nn.functional.conv_transpose3d``.
 
@@ -212,12 +249,35 @@ def conv_transpose3d(
         input,
         weight,
         bias,
-        stride,
-        padding,
-        output_padding,
-        groups,
-        dilation,
-        output_size,
-        padding_mode,
-        method,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        groups=groups,
+        dilation=dilation,
+        output_size=output_size,
+        padding_mode=padding_mode,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
+
+
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    aliases=("pytorch", "rtorch"),
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(
+        Option("stride", "stride (default 1)", short="-s"),
+        Option("padding", "padding (default 0)", short="-p"),
+        Option("output_padding", "output_padding (default 0)"),
+        Option("groups", "groups (default 1)", kind="int", short="-g"),
+        Option("dilation", "dilation (default 1)", short="-d"),
+        Option(
+            "output_size",
+            "output_size, as ConvTransposeNd.forward takes it (replaces output_padding)",
+            kind="sizes",
+        ),
+    ),
+    summary="torch.nn.functional.conv_transpose{1,2,3}d and R torch's nnf_conv_transpose*",
+)

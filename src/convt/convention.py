@@ -1,0 +1,120 @@
+"""The written interface every framework convention provides, and their registry.
+
+A convention is one framework's way of spelling a transposed convolution. Each
+framework module (``convt.torch``, ``convt.paddle``, ...) translates its parameters into
+the canonical :class:`~convt.ConvTransposeSpec` and nothing else, and describes itself
+with one :class:`Convention` named ``CONVENTION``:
+
+* ``to_spec(ndim, *, kernel_size=None, input_size=None, **params)``: the framework's
+  parameters (by the framework's names) to the canonical spec. ``kernel_size`` and
+  ``input_size`` (spatial sizes) are accepted by every convention; the ones whose crop
+  depends on sizes (``output_size``, ``outsize``, ``"SAME"``) need them.
+* ``from_spec(spec, input_size=None, kernel_size=None)``: the inverse, a dict of the
+  framework's parameters, or :class:`NotExpressible` saying why there is none.
+* ``weight_to_canonical`` / ``weight_from_canonical``: the framework's weight layout to
+  and from ``(C_in, C_out // groups, *kernel)``; ``bias_to_canonical`` /
+  ``bias_from_canonical``: its bias to and from ``(C_out,)``.
+* ``options``: the parameters the command line takes, named as the framework names them.
+
+The CLI, ``convt translate``, the converters and the tests iterate over
+:func:`conventions` instead of knowing each framework. Framework modules are imported
+only when a convention is asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from typing import Any, Literal
+
+from convt.spec import ConvTransposeSpec
+
+# name -> module; the order is the order of the docs and the CLI's help.
+MODULES: dict[str, str] = {
+    "torch": "convt.torch",
+    "chainer": "convt.chainer",
+    "chainerx": "convt.chainerx",
+    "paddle": "convt.paddle",
+    "megengine": "convt.megengine",
+}
+
+OptionKind = Literal["ints", "sizes", "int", "padding", "choice"]
+
+
+class NotExpressible(ValueError):
+    """A canonical spec that a framework's parameters cannot express."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One framework parameter as the command line takes it.
+
+    ``kind``: ``"ints"`` (one int, or one per axis: passed as an int or a tuple),
+    ``"sizes"`` (one int per axis, always passed as a tuple), ``"int"`` (a single int),
+    ``"padding"`` (integers or a padding string such as ``SAME``), ``"choice"`` (one of
+    ``choices``). An option left out is not passed, so the framework's default applies.
+    """
+
+    name: str
+    help: str
+    kind: OptionKind = "ints"
+    short: str | None = None
+    choices: tuple[str, ...] = ()
+
+
+def identity_weight(weight: Any, *, ndim: int, groups: int) -> Any:
+    """For conventions whose weight is already ``(C_in, C_out // groups, *kernel)``."""
+    del ndim, groups
+    return weight
+
+
+def identity_bias(bias: Any, *, ndim: int) -> Any:
+    """For conventions whose bias is already ``(C_out,)``."""
+    del ndim
+    return bias
+
+
+@dataclasses.dataclass(frozen=True)
+class Convention:
+    """What one framework convention provides (see the module docstring)."""
+
+    name: str
+    to_spec: Callable[..., ConvTransposeSpec]
+    from_spec: Callable[..., dict]
+    options: tuple[Option, ...]
+    aliases: tuple[str, ...] = ()
+    weight_to_canonical: Callable[..., Any] = identity_weight
+    weight_from_canonical: Callable[..., Any] = identity_weight
+    bias_to_canonical: Callable[..., Any] = identity_bias
+    bias_from_canonical: Callable[..., Any] = identity_bias
+    summary: str = ""
+
+    def spec(
+        self, ndim: int, params: dict, *, kernel_size=None, input_size=None
+    ) -> ConvTransposeSpec:
+        """``to_spec`` with the parameters as one dict (as the CLI and tests hold them)."""
+        return self.to_spec(ndim, kernel_size=kernel_size, input_size=input_size, **params)
+
+
+def canonical_name(name: str) -> str:
+    """The convention's name for ``name`` or one of its aliases; ``ValueError`` otherwise."""
+    if name in MODULES:
+        return name
+    for convention in conventions():
+        if name in convention.aliases:
+            return convention.name
+    raise ValueError(
+        f"unknown convention {name!r}; known: {', '.join(MODULES)} "
+        f"(aliases: {', '.join(a for c in conventions() for a in c.aliases)})"
+    )
+
+
+def get(name: str) -> Convention:
+    """The :class:`Convention` called ``name`` (or an alias), importing its module."""
+    return importlib.import_module(MODULES[canonical_name(name)]).CONVENTION
+
+
+def conventions() -> tuple[Convention, ...]:
+    """Every convention, in the registry's order."""
+    return tuple(importlib.import_module(m).CONVENTION for m in MODULES.values())
