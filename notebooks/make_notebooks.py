@@ -111,7 +111,9 @@ xs = jnp.ones((1, 1, 5))
 for k in [1, 2, 3, 4]:
     same = cp.conv1d_transpose(xs, jnp.ones((1, 1, k)), stride=2, padding="SAME").shape[-1]
     valid = cp.conv1d_transpose(xs, jnp.ones((1, 1, k)), stride=2, padding="VALID").shape[-1]
-    print(f"k={k}: SAME -> {same}, VALID -> {valid}, doc formula -> {(5 + 2 - 1) // 2}")
+    doc = (5 + 2 - 1) // 2  # the formula on paddle's doc page, for L=5, stride=2
+    print(f"k={k}: what paddle 3.3 returns (and convt): SAME -> {same}, VALID -> {valid};"
+          f"  paddle's doc formula (not what paddle does): SAME -> {doc}")
 """,
     ),
     ("markdown", "## A 2-D picture: a checkerboard from stride > kernel overlap"),

@@ -1,4 +1,4 @@
-"""Shared test helpers: tolerances (DESIGN.md) and random arrays."""
+"""Shared test helpers: tolerances (docs/spec.md) and random arrays."""
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def _crop_window(spec, full):
 
 
 def reference_conv_transpose(x, w, spec, b=None):
-    """``y`` by the definition (DESIGN.md): every input stamps the dilated kernel at
+    """``y`` by the definition (docs/spec.md): every input stamps the dilated kernel at
     ``i * stride``; then crop ``(lo, hi)`` (negative extends). float64 numpy."""
     x = _channels_first(np.asarray(x, np.float64), spec)
     w = np.asarray(w, np.float64)

@@ -1,7 +1,7 @@
 """Parameter parsing shared by the framework front-ends.
 
-A front-end translates its framework's parameters into a :class:`ConvTransposeSpec`
-and calls :func:`convt.conv_transpose`; these helpers hold what the front-ends share:
+A front-end translates its framework's parameters into a `ConvTransposeSpec`
+and calls `conv_transpose()`; these helpers hold what the front-ends share:
 per-axis tuples, range checks, unbatched inputs and the call itself. Every error names
 the framework and its parameter.
 """
@@ -65,7 +65,7 @@ def check_array(value: Any, name: str, framework: str, *, floating: bool = True)
 
 
 def check_arrays(framework: str, names: Sequence[str], *arrays: Any) -> None:
-    """:func:`check_array` on each array with its framework name."""
+    """`check_array()` on each array with its framework name."""
     for name, value in zip(names, arrays):
         check_array(value, name, framework)
 

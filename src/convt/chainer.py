@@ -174,7 +174,7 @@ def deconvolution_1d(
     precision: Any = None,
     preferred_element_type: Any = None,
 ) -> jax.Array:
-    """``chainer.functions.deconvolution_1d``: :func:`deconvolution_nd` on ``(n, c_I, d)``."""
+    """``chainer.functions.deconvolution_1d``: `deconvolution_nd()` on ``(n, c_I, d)``."""
     return _deconvolution(
         1,
         "deconvolution_1d",
@@ -238,7 +238,7 @@ def deconvolution_3d(
     precision: Any = None,
     preferred_element_type: Any = None,
 ) -> jax.Array:
-    """``chainer.functions.deconvolution_3d``: :func:`deconvolution_nd` on 3 spatial axes."""
+    """``chainer.functions.deconvolution_3d``: `deconvolution_nd()` on 3 spatial axes."""
     return _deconvolution(
         3,
         "deconvolution_3d",

@@ -3,7 +3,7 @@
     convt spec torch --kernel-size 4 --stride 2 --padding 1 --input-size 32 32
     convt translate --from torch --to paddle -k 3 -s 2 -p 1 --output-padding 1 -i 5 5
 
-Every convention's options come from its :class:`~convt.convention.Convention`; this
+Every convention's options come from its `Convention`; this
 module knows no framework by name.
 """
 

@@ -2,22 +2,22 @@
 
 A convention is one framework's way of spelling a transposed convolution. Each
 framework module (``convt.torch``, ``convt.paddle``, ...) translates its parameters into
-the canonical :class:`~convt.ConvTransposeSpec` and nothing else, and describes itself
-with one :class:`Convention` named ``CONVENTION``:
+the canonical `ConvTransposeSpec` and nothing else, and describes itself
+with one `Convention` named ``CONVENTION``:
 
 * ``to_spec(ndim, *, kernel_size=None, input_size=None, **params)``: the framework's
   parameters (by the framework's names) to the canonical spec. ``kernel_size`` and
   ``input_size`` (spatial sizes) are accepted by every convention; the ones whose crop
   depends on sizes (``output_size``, ``outsize``, ``"SAME"``) need them.
 * ``from_spec(spec, input_size=None, kernel_size=None)``: the inverse, a dict of the
-  framework's parameters, or :class:`NotExpressible` saying why there is none.
+  framework's parameters, or `NotExpressible` saying why there is none.
 * ``weight_to_canonical`` / ``weight_from_canonical``: the framework's weight layout to
   and from ``(C_in, C_out // groups, *kernel)``; ``bias_to_canonical`` /
   ``bias_from_canonical``: its bias to and from ``(C_out,)``.
 * ``options``: the parameters the command line takes, named as the framework names them.
 
 The CLI, ``convt translate``, the converters and the tests iterate over
-:func:`conventions` instead of knowing each framework. Framework modules are imported
+`conventions()` instead of knowing each framework. Framework modules are imported
 only when a convention is asked for.
 """
 
@@ -111,7 +111,7 @@ def canonical_name(name: str) -> str:
 
 
 def get(name: str) -> Convention:
-    """The :class:`Convention` called ``name`` (or an alias), importing its module."""
+    """The `Convention` called ``name`` (or an alias), importing its module."""
     return importlib.import_module(MODULES[canonical_name(name)]).CONVENTION
 
 

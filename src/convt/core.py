@@ -20,7 +20,7 @@ def choose_method(spec: ConvTransposeSpec, weight_shape: tuple[int, ...], backen
 
     On the CPU the lhs-dilated form multiplies every inserted zero, so it is chosen
     there only without strides (then it is a plain convolution). Otherwise, by
-    measurement (benchmarks/RESULTS.md): non-overlapping stamps (``kernel == stride``,
+    measurement (benchmarks/results/RESULTS.md): non-overlapping stamps (``kernel == stride``,
     ``dilation == 1``) are one matrix product; depthwise layers a sum of shifted
     products; 1-D, 3-D and grouped layers the phase decomposition as one GEMM (XLA's CPU
     convolutions are slow there, its grouped weight gradient especially); other 2-D
@@ -138,10 +138,10 @@ def conv_transpose(
       x: ``(N, C_in, *spatial)`` (channels first) or ``(N, *spatial, C_in)``.
       w: ``(C_in, C_out // groups, *kernel)``.
       b: optional ``(C_out,)``.
-      spec: a :class:`~convt.ConvTransposeSpec` (static).
+      spec: a `ConvTransposeSpec` (static).
       precision: passed to ``lax.conv_general_dilated`` (static).
       preferred_element_type: accumulation/output dtype (static).
-      method: ``"auto"`` or a lowering name from :data:`convt.lowering.LOWERINGS`
+      method: ``"auto"`` or a lowering name from `LOWERINGS`
         (static). All give the same values; ``"auto"`` picks the fastest measured.
 
     Returns:

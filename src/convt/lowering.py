@@ -2,24 +2,24 @@
 
 Every function here computes exactly the same result, without bias:
 
-* :func:`lhs_dilated` -- the reference (DESIGN.md): one lhs-dilated
+* `lhs_dilated()` -- the reference (the canonical spec's definition): one lhs-dilated
   ``lax.conv_general_dilated`` with the kernel regrouped and flipped.
-* :func:`phase` -- the sub-pixel decomposition: output positions with the same residue
+* `phase()` -- the sub-pixel decomposition: output positions with the same residue
   modulo the stride receive only the kernel taps of that residue. All phases share one
   stride-1 convolution (each with its own taps; phases whose inputs start at other
   offsets read shifted rows of its output), interleaved by depth-to-space. Its weight
-  gradient is computed as a GEMM (see :func:`phase`).
-* :func:`phase_gemm` -- the same decomposition as one group-batched matrix product
+  gradient is computed as a GEMM (see `phase()`).
+* `phase_gemm()` -- the same decomposition as one group-batched matrix product
   over the taps' shifted windows (a small im2col).
-* :func:`matmul` -- ``kernel == stride`` and ``dilation == 1``: the stamps do not
+* `matmul()` -- ``kernel == stride`` and ``dilation == 1``: the stamps do not
   overlap, so one matrix product and a depth-to-space give the full output.
-* :func:`tapsum` -- depthwise layers (one input channel per group): the phase
+* `tapsum()` -- depthwise layers (one input channel per group): the phase
   decomposition evaluated as a sum of shifted elementwise products, which XLA's CPU
   backend runs far faster than its grouped convolution.
 
 Arrays: ``x`` is ``(N, C_in, *spatial)`` or ``(N, *spatial, C_in)`` as the spec's layout
 says; ``w`` is canonical, ``(C_in, C_out // groups, *kernel)``. Inputs are validated by
-:mod:`convt.core`; nothing here checks them again.
+`core`; nothing here checks them again.
 """
 
 from __future__ import annotations
@@ -123,9 +123,9 @@ def xla_swap_hazard_axes(spec: ConvTransposeSpec, kernel: Sequence[int]) -> tupl
 
 
 def lhs_dilated(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
-    """DESIGN.md's reference lowering (without bias).
+    """The reference lowering of the canonical spec (without bias).
 
-    Axes from :func:`xla_swap_hazard_axes` get one more low padding, cropped again
+    Axes from `xla_swap_hazard_axes()` get one more low padding, cropped again
     afterwards: the same values, and no window XLA can misread, forward or backward.
     """
     kernel = w.shape[2:]
@@ -346,7 +346,7 @@ def phase(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=
     than the same contraction written as a matrix product over tap windows (measured
     in benchmarks/), while its forward and input-gradient convolutions are fast. The
     custom JVP keeps the forward and the ``x`` tangent on the convolution and routes the
-    ``w`` tangent through :func:`phase_gemm`; reverse mode transposes each term, so
+    ``w`` tangent through `phase_gemm()`; reverse mode transposes each term, so
     ``jax.grad`` gets the fast path and forward mode still works.
     """
     conv = functools.partial(

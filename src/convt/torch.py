@@ -163,7 +163,7 @@ def conv_transpose1d(
     ``bias (C_out,)`` -> ``(N, C_out, L_out)`` with
     ``L_out = (L - 1) * stride - 2 * padding + dilation * (K - 1) + output_padding + 1``.
     ``output_size`` is ``ConvTranspose1d.forward``'s argument; ``method`` picks the
-    lowering (see :func:`convt.conv_transpose`).
+    lowering (see `conv_transpose()`).
     """
     return _conv_transpose(
         1,
@@ -203,7 +203,7 @@ def conv_transpose2d(
 
     Shapes: ``input (N, C_in, H, W)`` or ``(C_in, H, W)``, ``weight (C_in, C_out // groups,
     kH, kW)``, ``bias (C_out,)`` -> ``(N, C_out, H_out, W_out)``, each axis as in
-    :func:`conv_transpose1d`.
+    `conv_transpose1d()`.
     """
     return _conv_transpose(
         2,
