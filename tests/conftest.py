@@ -36,7 +36,7 @@ _common = dict(
 )
 settings.register_profile("dev", max_examples=25, **_common)
 settings.register_profile("ci", max_examples=25, derandomize=True, **_common)
-settings.register_profile("sweep", max_examples=75, derandomize=True, **_common)
+settings.register_profile("sweep", max_examples=40, derandomize=True, **_common)
 settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )

@@ -9,14 +9,16 @@ import convt
 from convt import convention as registry
 from helpers import assert_close, randn
 
-NAMES = ["torch", "chainer", "chainerx", "paddle", "megengine"]
+NAMES = ["torch", "chainer", "chainerx", "paddle", "megengine", "jax.lax"]
 
 
 def test_registry_lists_every_convention_in_order():
     assert [c.name for c in registry.conventions()] == NAMES
     for c in registry.conventions():
         assert c.options and callable(c.to_spec) and callable(c.from_spec)
-        assert all(o.kind in ("ints", "sizes", "int", "padding", "choice") for o in c.options)
+        assert all(
+            o.kind in ("ints", "sizes", "int", "padding", "pairs", "choice") for o in c.options
+        )
 
 
 def test_aliases():
@@ -56,7 +58,9 @@ def test_megengine_native_layouts_compute_what_torch_computes():
 def test_every_convention_takes_sizes_by_keyword():
     """``to_spec(ndim, kernel_size=, input_size=, **params)`` is the common signature."""
     for c in registry.conventions():
-        spec = c.spec(2, {"stride": 2}, kernel_size=(3, 3), input_size=(5, 5))
+        stride = next(o for o in c.options if o.name.startswith("stride"))
+        value = (2, 2) if stride.kind == "sizes" else 2
+        spec = c.spec(2, {stride.name: value}, kernel_size=(3, 3), input_size=(5, 5))
         assert spec.stride == (2, 2)
         assert spec.output_spatial_shape((5, 5), (3, 3))[0] >= 9
 

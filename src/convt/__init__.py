@@ -20,6 +20,7 @@ _LAZY = (
     "chainerx",
     "paddle",
     "megengine",
+    "lax",
     "convention",
     "lowering",
     "cli",

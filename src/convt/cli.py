@@ -61,7 +61,7 @@ def add_options(parser: argparse.ArgumentParser, convention: Convention) -> None
             parser.add_argument(*flags, dest=option.name, type=int, help=option.help)
         elif option.kind == "choice":
             parser.add_argument(*flags, dest=option.name, choices=option.choices, help=option.help)
-        elif option.kind == "padding":
+        elif option.kind in ("padding", "pairs"):
             parser.add_argument(
                 *flags, dest=option.name, type=_padding_value, nargs="+", help=option.help
             )
@@ -75,6 +75,10 @@ def _value(option: Option, values):
         return values
     if option.kind == "sizes":
         return tuple(values)
+    if option.kind == "pairs":
+        if len(values) == 1 and isinstance(values[0], str):
+            return values[0]
+        return [tuple(values[i : i + 2]) for i in range(0, len(values), 2)]
     if len(values) == 1:
         return values[0]
     return list(values) if option.kind == "padding" else tuple(values)

@@ -37,9 +37,10 @@ MODULES: dict[str, str] = {
     "chainerx": "convt.chainerx",
     "paddle": "convt.paddle",
     "megengine": "convt.megengine",
+    "jax.lax": "convt.lax",
 }
 
-OptionKind = Literal["ints", "sizes", "int", "padding", "choice"]
+OptionKind = Literal["ints", "sizes", "int", "padding", "pairs", "choice"]
 
 
 class NotExpressible(ValueError):
@@ -52,7 +53,8 @@ class Option:
 
     ``kind``: ``"ints"`` (one int, or one per axis: passed as an int or a tuple),
     ``"sizes"`` (one int per axis, always passed as a tuple), ``"int"`` (a single int),
-    ``"padding"`` (integers or a padding string such as ``SAME``), ``"choice"`` (one of
+    ``"padding"`` (integers or a padding string such as ``SAME``), ``"pairs"`` (a padding
+    string, or ``low high`` integers per axis, passed as pairs), ``"choice"`` (one of
     ``choices``). An option left out is not passed, so the framework's default applies.
     """
 
