@@ -83,13 +83,13 @@ class ConvTransposeSpec:
       stride: per spatial axis, ``>= 1``.
       dilation: per spatial axis, ``>= 1``.
       crop: per spatial axis a pair ``(lo, hi)``; negative values extend the output.
-      A spec may have no spatial axes at all: the operation is then a (grouped)
-      matrix product ``(N, C_in) @ (C_in, C_out)``.
       groups: number of channel groups, ``>= 1``.
       layout: ``"channels_first"`` (``(N, C, *spatial)``) or ``"channels_last"``
         (``(N, *spatial, C)``).
 
-    The spec is frozen and hashable, so it can be a static argument of ``jax.jit``.
+    A spec may have no spatial axes at all: the operation is then a (grouped) matrix
+    product ``(N, C_in) @ (C_in, C_out)``. The spec is frozen and hashable, so it can be
+    a static argument of ``jax.jit``.
     Weights are ``(C_in, C_out // groups, *kernel)``; biases are ``(C_out,)``.
     """
 
