@@ -20,7 +20,7 @@ from typing import Any
 import jax
 
 from convt import _frontend as fe
-from convt.convention import Convention, Option
+from convt.convention import Convention, Option, standard_options
 from convt.spec import ConvTransposeSpec, effective_kernel
 
 FRAMEWORK = "chainer"
@@ -261,11 +261,11 @@ CONVENTION = Convention(
     to_spec=to_spec,
     from_spec=from_spec,
     options=(
-        Option("stride", "stride (default 1)", short="-s"),
+        *standard_options("stride"),
         Option("pad", "pad (default 0)", short="-p"),
         Option("outsize", "outsize, one per axis", kind="sizes"),
         Option("dilate", "dilate (default 1)", short="-d"),
-        Option("groups", "groups (default 1)", kind="int", short="-g"),
+        *standard_options("groups"),
     ),
     summary="chainer.functions.deconvolution_{1,2,3,n}d",
 )

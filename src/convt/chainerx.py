@@ -20,7 +20,7 @@ from typing import Any
 import jax
 
 from convt import _frontend as fe
-from convt.convention import Convention, Option
+from convt.convention import Convention, Option, standard_options
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "chainerx"
@@ -144,7 +144,7 @@ CONVENTION = Convention(
     to_spec=to_spec,
     from_spec=from_spec,
     options=(
-        Option("stride", "stride (default 1)", short="-s"),
+        *standard_options("stride"),
         Option("pad", "pad (default 0)", short="-p"),
         Option("outsize", "outsize, one per axis", kind="sizes"),
     ),

@@ -65,6 +65,24 @@ class Option:
     choices: tuple[str, ...] = ()
 
 
+# The options most conventions share, spelled the usual way.
+STANDARD_OPTIONS: dict[str, Option] = {
+    o.name: o
+    for o in (
+        Option("stride", "stride (default 1)", short="-s"),
+        Option("padding", "padding (default 0)", short="-p"),
+        Option("output_padding", "output_padding (default 0)"),
+        Option("dilation", "dilation (default 1)", short="-d"),
+        Option("groups", "groups (default 1)", kind="int", short="-g"),
+    )
+}
+
+
+def standard_options(*names: str) -> tuple[Option, ...]:
+    """The ``STANDARD_OPTIONS`` called ``names``, in that order."""
+    return tuple(STANDARD_OPTIONS[name] for name in names)
+
+
 def identity_weight(weight: Any, *, ndim: int, groups: int) -> Any:
     """For conventions whose weight is already ``(C_in, C_out // groups, *kernel)``."""
     del ndim, groups

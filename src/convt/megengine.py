@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from convt import _frontend as fe
-from convt.convention import Convention, Option
+from convt.convention import Convention, standard_options
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "megengine"
@@ -248,13 +248,7 @@ CONVENTION = Convention(
     aliases=("mge",),
     to_spec=to_spec,
     from_spec=from_spec,
-    options=(
-        Option("stride", "stride (default 1)", short="-s"),
-        Option("padding", "padding (default 0)", short="-p"),
-        Option("output_padding", "output_padding (default 0)"),
-        Option("dilation", "dilation (default 1)", short="-d"),
-        Option("groups", "groups (default 1)", kind="int", short="-g"),
-    ),
+    options=(*standard_options("stride", "padding", "output_padding", "dilation", "groups"),),
     weight_to_canonical=weight_to_canonical,
     weight_from_canonical=weight_from_canonical,
     bias_to_canonical=bias_to_canonical,

@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from convt import _frontend as fe
-from convt.convention import Convention, Option
+from convt.convention import Convention, Option, standard_options
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "paddle"
@@ -362,7 +362,7 @@ CONVENTION = Convention(
     to_spec=to_spec,
     from_spec=from_spec,
     options=(
-        Option("stride", "stride (default 1)", short="-s"),
+        *standard_options("stride"),
         Option(
             "padding",
             "SAME, VALID, one int, one per axis, or two per axis "
@@ -370,9 +370,7 @@ CONVENTION = Convention(
             kind="padding",
             short="-p",
         ),
-        Option("output_padding", "output_padding (default 0)"),
-        Option("dilation", "dilation (default 1)", short="-d"),
-        Option("groups", "groups (default 1)", kind="int", short="-g"),
+        *standard_options("output_padding", "dilation", "groups"),
         Option("output_size", "output_size, one per axis", kind="ints"),
         Option(
             "data_format",

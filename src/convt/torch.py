@@ -20,7 +20,7 @@ from typing import Any
 import jax
 
 from convt import _frontend as fe
-from convt.convention import Convention, Option
+from convt.convention import Convention, Option, standard_options
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "torch"
@@ -268,11 +268,7 @@ CONVENTION = Convention(
     to_spec=to_spec,
     from_spec=from_spec,
     options=(
-        Option("stride", "stride (default 1)", short="-s"),
-        Option("padding", "padding (default 0)", short="-p"),
-        Option("output_padding", "output_padding (default 0)"),
-        Option("groups", "groups (default 1)", kind="int", short="-g"),
-        Option("dilation", "dilation (default 1)", short="-d"),
+        *standard_options("stride", "padding", "output_padding", "groups", "dilation"),
         Option(
             "output_size",
             "output_size, as ConvTransposeNd.forward takes it (replaces output_padding)",
