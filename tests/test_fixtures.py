@@ -84,8 +84,10 @@ def test_rejects_what_framework_rejects(framework, index):
         }[framework],
     )
     b = jnp.ones(case["bias"]) if "bias" in case else None
+    x = np.ones(case["x"], case.get("x_dtype", "float32"))
+    w = np.ones(case["w"], case.get("w_dtype", "float32"))
     with pytest.raises((ValueError, TypeError)) as info:
-        fn(jnp.ones(case["x"]), jnp.ones(case["w"]), b, **case["kwargs"])
+        fn(x, w, b, **case["kwargs"])
     assert re.search(rf"\b{case['param']}\b", str(info.value)), (str(info.value), case["message"])
     assert str(info.value).startswith(f"{framework}:")
 

@@ -144,8 +144,8 @@ def paddle_fixtures(count, rng):
         store(arrays, i, x=x, w=w, b=b, g=g, y=y.numpy(), **grads)
     errors = check_errors(
         lambda c: fns[c["ndim"]](
-            paddle.to_tensor(np.ones(c["x"], "float32")),
-            paddle.to_tensor(np.ones(c["w"], "float32")),
+            paddle.to_tensor(np.ones(c["x"], c.get("x_dtype", "float32"))),
+            paddle.to_tensor(np.ones(c["w"], c.get("w_dtype", "float32"))),
             None,
             **c["kwargs"],
         ),
@@ -223,6 +223,17 @@ PADDLE_ERRORS = [
     dict(param="groups", ndim=2, x=[1, 3, 5, 5], w=[3, 3, 3, 3], kwargs=dict(groups=2)),
     dict(param="weight", ndim=2, x=[1, 4, 5, 5], w=[3, 3, 3, 3], kwargs=dict()),
     dict(param="x", ndim=2, x=[1, 2, 5], w=[2, 3, 3, 3], kwargs=dict()),
+    # from paddle's own tests and the robustness issue
+    dict(
+        param="output_size",
+        ndim=2,
+        x=[1, 2, 8, 8],
+        w=[2, 3, 3, 3],
+        kwargs=dict(stride=2, padding=1, output_size=[17]),
+    ),
+    dict(param="stride", ndim=2, x=[1, 2, 8, 8], w=[2, 3, 3, 3], kwargs=dict(stride=[2])),
+    dict(param="x", ndim=2, x=[1, 2, 5, 5], w=[2, 3, 3, 3], kwargs=dict(), x_dtype="int32"),
+    dict(param="weight", ndim=2, x=[1, 2, 5, 5], w=[2, 3, 3, 3], kwargs=dict(), w_dtype="int64"),
 ]
 
 
@@ -308,13 +319,31 @@ def chainer_fixtures(count, rng):
         cases.append(dict(function=function, kwargs=kw))
         store(arrays, i, x=x, w=w, b=b, g=g, y=y.array, **grads)
 
+    for extra in CHAINER_EXTRA:
+        x = rng.standard_normal(extra["x"]).astype("float32")
+        w = rng.standard_normal(extra["w"]).astype("float32")
+        b = rng.standard_normal(extra["w"][1]).astype("float32") if extra["bias"] else None
+        xv, wv = chainer.Variable(x), chainer.Variable(w)
+        bv = None if b is None else chainer.Variable(b)
+        y = getattr(F, extra["function"])(xv, wv, bv)
+        g = rng.standard_normal(y.shape).astype("float32")
+        y.grad = g
+        y.backward()
+        grads = dict(gx=xv.grad, gw=wv.grad, **({} if b is None else dict(gb=bv.grad)))
+        i = len(cases)
+        cases.append(dict(function=extra["function"], kwargs={}))
+        store(arrays, i, x=x, w=w, b=b, g=g, y=y.array, **grads)
+
     def run(c):
         kw = dict(c["kwargs"])
         if isinstance(kw.get("outsize"), list):
             kw["outsize"] = tuple(kw["outsize"])
         b = np.ones(c["bias"], "float32") if "bias" in c else None
         return getattr(F, c["function"])(
-            np.ones(c["x"], "float32"), np.ones(c["w"], "float32"), b, **kw
+            np.ones(c["x"], c.get("x_dtype", "float32")),
+            np.ones(c["w"], c.get("w_dtype", "float32")),
+            b,
+            **kw,
         )
 
     errors = check_errors(run, CHAINER_ERRORS)
@@ -366,6 +395,30 @@ CHAINER_ERRORS = [
     ),
     dict(param="W", function="deconvolution_2d", x=[1, 4, 5, 5], w=[3, 3, 3, 3], kwargs=dict()),
     dict(param="b", function="deconvolution_nd", x=[1, 4, 5], w=[4, 3, 3], kwargs=dict(), bias=[2]),
+    dict(
+        param="x",
+        function="deconvolution_2d",
+        x=[1, 2, 3, 3],
+        w=[2, 3, 2, 2],
+        kwargs=dict(),
+        x_dtype="int32",
+    ),
+    dict(
+        param="W",
+        function="deconvolution_nd",
+        x=[1, 2, 3],
+        w=[2, 3, 2],
+        kwargs=dict(),
+        w_dtype="int32",
+    ),
+]
+
+# Configurations from chainer's and chainerx's own tests, recorded after the random ones:
+# no spatial axes at all (a matrix product), with and without a bias.
+CHAINER_EXTRA = [
+    dict(function="deconvolution_nd", x=[1, 3], w=[3, 5], bias=False),
+    dict(function="deconvolution_nd", x=[1, 3], w=[3, 5], bias=True),
+    dict(function="deconvolution_nd", x=[2, 4], w=[4, 3], bias=True),
 ]
 
 
@@ -431,8 +484,8 @@ def megengine_fixtures(count, rng):
     def run(c):
         fn = fns[c["ndim"]]
         return fn(
-            mge.tensor(np.ones(c["x"], "float32")),
-            mge.tensor(np.ones(c["w"], "float32")),
+            mge.tensor(np.ones(c["x"], c.get("x_dtype", "float32"))),
+            mge.tensor(np.ones(c["w"], c.get("w_dtype", "float32"))),
             None,
             **c["kwargs"],
         )
