@@ -5,6 +5,7 @@
     $O/paddle/bin/python tools/make_fixtures.py paddle
     $O/paddle/bin/python tools/make_fixtures.py chainer
     $O/megengine/bin/python tools/make_fixtures.py megengine
+    $O/torch/bin/python tools/make_fixtures.py onnx          # onnxruntime + onnx.reference
 
 Each writes ``tests/fixtures/FRAMEWORK.npz``: for every random configuration the call's
 arguments (JSON), the inputs, the output, the cotangent and the gradients with respect
@@ -25,7 +26,7 @@ import numpy as np
 
 warnings.filterwarnings("ignore")
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
-COUNTS = {"paddle": 330, "chainer": 260, "megengine": 220}
+COUNTS = {"paddle": 330, "chainer": 260, "megengine": 220, "onnx": 300}
 
 
 def full_len(n, k, s, d):
@@ -522,6 +523,98 @@ MEGENGINE_ERRORS = [
 ]
 
 
+# ---------------------------------------------------------------------------- onnx
+
+ONNX_AUTO_PADS = ["NOTSET", "NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"]
+
+
+def onnx_model(attrs, x_shape, w_shape, bias_shape):
+    from onnx import TensorProto, helper
+
+    inputs = [
+        helper.make_tensor_value_info("X", TensorProto.FLOAT, x_shape),
+        helper.make_tensor_value_info("W", TensorProto.FLOAT, w_shape),
+    ]
+    if bias_shape:
+        inputs.append(helper.make_tensor_value_info("B", TensorProto.FLOAT, bias_shape))
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
+    node = helper.make_node("ConvTranspose", [i.name for i in inputs], ["Y"], **attrs)
+    graph = helper.make_graph([node], "convtranspose", inputs, [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
+    model.ir_version = 10  # what onnxruntime 1.31 reads
+    return model
+
+
+def onnx_case(rng):
+    ndim = int(rng.integers(1, 4))
+    axes = draw_axes(rng, ndim, {1: 7, 2: 5, 3: 3}[ndim])
+    group = int(rng.integers(1, 3))
+    c_in, m_g = group * int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    attrs = dict(strides=[a["s"] for a in axes], kernel_shape=[a["k"] for a in axes])
+    if rng.random() < 0.6:
+        attrs["dilations"] = [a["d"] for a in axes]
+    else:
+        for a in axes:
+            a["d"] = 1
+    if group > 1 or rng.random() < 0.2:
+        attrs["group"] = group
+    auto_pad = str(rng.choice(ONNX_AUTO_PADS))
+    if auto_pad != "NOTSET" or rng.random() < 0.3:
+        attrs["auto_pad"] = auto_pad
+    if rng.random() < 0.3:  # output_padding: mostly below the stride, sometimes not
+        attrs["output_padding"] = [int(rng.integers(0, max(a["s"], a["d"]))) for a in axes]
+    full = [(a["n"] - 1) * a["s"] + a["d"] * (a["k"] - 1) + 1 for a in axes]
+    if rng.random() < 0.3:
+        attrs["output_shape"] = [
+            int(rng.integers(max(1, f - 3), f + a["s"] + 1)) for f, a in zip(full, axes)
+        ]
+        if rng.random() < 0.3:
+            attrs["output_shape"] = [1, 1, *attrs["output_shape"]]
+    elif auto_pad == "NOTSET":
+        reach = [a["d"] * (a["k"] - 1) for a in axes]
+        attrs["pads"] = [int(rng.integers(0, r + 1)) for r in reach + reach]
+    x_shape = [int(rng.integers(1, 3)), c_in, *[a["n"] for a in axes]]
+    w_shape = [c_in, m_g, *[a["k"] for a in axes]]
+    return attrs, x_shape, w_shape
+
+
+def onnx_fixtures(count, rng):
+    import onnx
+    import onnxruntime as ort
+    from onnx.reference import ReferenceEvaluator
+
+    cases, arrays, rejected = [], {}, []
+    while len(cases) < count:
+        attrs, x_shape, w_shape = onnx_case(rng)
+        has_bias = bool(rng.random() < 0.5)
+        b_shape = [w_shape[1] * attrs.get("group", 1)] if has_bias else None
+        x = rng.standard_normal(x_shape).astype("float32")
+        w = rng.standard_normal(w_shape).astype("float32")
+        b = rng.standard_normal(b_shape).astype("float32") if has_bias else None
+        feeds = dict(X=x, W=w, **({} if b is None else dict(B=b)))
+        model = onnx_model(attrs, x_shape, w_shape, b_shape)
+        try:
+            session = ort.InferenceSession(
+                model.SerializeToString(), providers=["CPUExecutionProvider"]
+            )
+            y = session.run(None, feeds)[0]
+        except Exception as e:  # noqa: BLE001 - onnxruntime's rejection is the record
+            if len(rejected) < 40:
+                rejected.append(
+                    dict(x=x_shape, w=w_shape, attrs=attrs, message=str(e).strip()[-300:])
+                )
+            continue
+        try:
+            reference = ReferenceEvaluator(model).run(None, feeds)[0]
+        except Exception:  # noqa: BLE001
+            reference = None
+        i = len(cases)
+        cases.append(dict(kwargs=attrs, reference_ok=reference is not None))
+        store(arrays, i, x=x, w=w, b=b, y=y, y_reference=reference)
+    versions = dict(onnx=onnx.__version__, onnxruntime=ort.__version__)
+    return cases, arrays, rejected, versions
+
+
 # ---------------------------------------------------------------------------- common
 
 
@@ -547,11 +640,12 @@ def check_errors(run, cases):
 def main():
     framework = sys.argv[1]
     count = int(sys.argv[2]) if len(sys.argv) > 2 else COUNTS[framework]
-    rng = np.random.default_rng({"paddle": 1, "chainer": 2, "megengine": 3}[framework])
+    rng = np.random.default_rng({"paddle": 1, "chainer": 2, "megengine": 3, "onnx": 4}[framework])
     make = {
         "paddle": paddle_fixtures,
         "chainer": chainer_fixtures,
         "megengine": megengine_fixtures,
+        "onnx": onnx_fixtures,
     }[framework]
     cases, arrays, errors, versions = make(count, rng)
     meta = dict(framework=framework, versions=versions, cases=cases, errors=errors)

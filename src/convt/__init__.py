@@ -21,6 +21,7 @@ _LAZY = (
     "paddle",
     "megengine",
     "lax",
+    "onnx",
     "convention",
     "lowering",
     "cli",

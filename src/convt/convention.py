@@ -38,6 +38,7 @@ MODULES: dict[str, str] = {
     "paddle": "convt.paddle",
     "megengine": "convt.megengine",
     "jax.lax": "convt.lax",
+    "onnx": "convt.onnx",
 }
 
 OptionKind = Literal["ints", "sizes", "int", "padding", "pairs", "choice"]

@@ -1,0 +1,118 @@
+"""convt.onnx against onnxruntime's and onnx.reference's recorded outputs
+(tests/fixtures/onnx.npz, from tools/make_fixtures.py onnx), and from_node."""
+
+import json
+from functools import cache
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import convt.onnx as co
+from helpers import assert_close, randn, reference_conv_transpose
+
+FIXTURE = Path(__file__).parent / "fixtures" / "onnx.npz"
+
+
+@cache
+def load():
+    data = np.load(FIXTURE)
+    meta = json.loads(str(data["meta"]))
+    return meta, {k: data[k] for k in data.files if k != "meta"}
+
+
+CASES = range(len(load()[0]["cases"]))
+
+
+@pytest.mark.parametrize(
+    "index", [pytest.param(i, marks=[pytest.mark.slow] if i % 2 else []) for i in CASES]
+)
+def test_matches_onnxruntime(index):
+    meta, arrays = load()
+    case = meta["cases"][index]
+    get = lambda key: arrays.get(f"{index}/{key}")  # noqa: E731
+    x, w, b = get("x"), get("w"), get("b")
+    y = jax.jit(lambda x, w, b: co.conv_transpose(x, w, b, **case["kwargs"]))(x, w, b)
+    assert_close(y, get("y"))
+    kwargs = case["kwargs"]
+    if case["reference_ok"] and "output_shape" not in kwargs and kwargs.get("group", 1) == 1:
+        # onnx.reference reads the specification's text where it derives no pads itself
+        # (its grouped ConvTranspose disagrees with onnxruntime and the definition: docs)
+        spec_y = co.conv_transpose(x, w, b, **case["kwargs"], reading="spec")
+        assert_close(spec_y, get("y_reference"))
+
+
+@pytest.mark.parametrize("index", range(len(load()[0]["errors"])))
+def test_rejects_what_onnxruntime_rejects(index):
+    case = load()[0]["errors"][index]
+    with pytest.raises((ValueError, TypeError)) as info:
+        co.conv_transpose(
+            np.ones(case["x"], "float32"), np.ones(case["w"], "float32"), **case["attrs"]
+        )
+    assert str(info.value).startswith("onnx:"), (str(info.value), case["message"])
+
+
+def test_fixture_counts():
+    meta, _ = load()
+    assert len(meta["cases"]) >= 300 and len(meta["errors"]) >= 20
+    assert meta["versions"]["onnxruntime"].startswith("1.")
+
+
+def test_same_where_onnxruntime_and_the_spec_part():
+    """k_e + output_padding < stride: the spec (and onnx.reference) give n * s with a
+    negative padding; onnxruntime clamps the total padding to 0 and gives full + op."""
+    x, w = jnp.ones((1, 1, 4)), jnp.ones((1, 1, 1))
+    assert co.conv_transpose(x, w, auto_pad="SAME_UPPER", strides=[3]).shape[-1] == 10
+    assert (
+        co.conv_transpose(x, w, auto_pad="SAME_UPPER", strides=[3], reading="spec").shape[-1] == 12
+    )
+
+
+def test_gradients_equal_the_definition():
+    rng = np.random.default_rng(0)
+    x, w, g = randn(rng, (2, 4, 5, 3)), randn(rng, (4, 3, 3, 2)), None
+    kw = dict(strides=[2, 1], pads=[1, 0, 0, 1], output_padding=[1, 0], group=2)
+    spec = co.to_spec(2, **kw, kernel_size=(3, 2), input_size=(5, 3))
+    y, vjp = jax.vjp(lambda x, w: co.conv_transpose(x, w, **kw), x, w)
+    assert_close(y, reference_conv_transpose(x, w, spec))
+    g = randn(rng, y.shape)
+    from helpers import reference_vjp
+
+    for got, want in zip(vjp(g), reference_vjp(x, w, spec, g)):
+        assert_close(got, want)
+
+
+def test_from_node():
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    w, b = randn(rng, (2, 3, 3, 3)), randn(rng, (3,))
+    node = helper.make_node(
+        "ConvTranspose",
+        ["x", "w", "b"],
+        ["y"],
+        strides=[2, 2],
+        pads=[1, 1, 0, 0],
+        output_padding=[1, 1],
+        auto_pad="NOTSET",
+    )
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
+    call, w_node, b_node = co.from_node(node, inits)
+    np.testing.assert_array_equal(w_node, w)
+    x = randn(rng, (1, 2, 4, 4))
+    spec = co.to_spec(
+        2,
+        strides=[2, 2],
+        pads=[1, 1, 0, 0],
+        output_padding=[1, 1],
+        kernel_size=(3, 3),
+        input_size=(4, 4),
+    )
+    assert_close(jax.jit(call)(x, w_node, b_node), reference_conv_transpose(x, w, spec, b))
+    bad = helper.make_node("Conv", ["x", "w"], ["y"])
+    with pytest.raises(ValueError, match="ConvTranspose"):
+        co.from_node(bad)
+    assert onnx.__version__
