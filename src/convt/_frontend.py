@@ -59,8 +59,7 @@ def check_array(value: Any, name: str, framework: str, *, floating: bool = True)
         dtype = jnp.result_type(value)
         if not jnp.issubdtype(dtype, jnp.inexact):
             raise TypeError(
-                f"{framework}: {name} must be a floating-point array, got dtype {dtype} "
-                f"({framework} rejects integer and boolean inputs too)"
+                f"{framework}: {name} must be a floating-point array, got dtype {dtype}"
             )
 
 
@@ -75,14 +74,10 @@ def int_tuple(
 ) -> tuple[int, ...]:
     """An int or a sequence of ``n`` ints (or of one int, when ``allow_single``).
 
-    A sequence may also be a 1-D integer numpy or JAX array (a concrete one: a traced
-    value gets an error saying to mark the parameter static).
+    A traced value gets an error saying to mark the parameter static.
     """
     if is_int(value):
         return (operator.index(value),) * n
-    if isinstance(value, (np.ndarray, jax.Array)) and not isinstance(value, jax.core.Tracer):
-        if value.ndim == 1 and jnp.issubdtype(value.dtype, jnp.integer):
-            value = [int(v) for v in np.asarray(value)]
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise not_an_int(value, name, f"{framework}: ")
     values = as_int_tuple(value, name, f"{framework}: ")
