@@ -93,7 +93,6 @@ def test_paddle_output_size_length_and_tensor_forms():
         lambda x, w, b: cx.conv_transpose(x, w, b),
         lambda x, w, b: ct.conv_transpose2d(x, w, b),
         lambda x, w, b: cp.conv2d_transpose(x, w, b),
-        lambda x, w, b: cm.conv_transpose2d(x, w, b),
     ],
 )
 @pytest.mark.parametrize("which", [0, 1, 2])
@@ -105,6 +104,21 @@ def test_integer_inputs_rejected(call, which):
     arrays[which] = arrays[which].astype(np.int32)
     with pytest.raises(TypeError, match="floating-point"):
         call(*arrays)
+
+
+def test_megengine_promotes_one_integer_array_and_rejects_two():
+    """megengine 1.13: int inp with float weight (or the reverse) gives float32; both int
+    raise ("runtime does not support input / diff DType: Int32 x Int32")."""
+    x, w = np.arange(18, dtype=np.int32).reshape(1, 2, 3, 3), np.ones((2, 3, 2, 2), np.float32)
+    y = cm.conv_transpose2d(x, w)
+    assert y.dtype == jnp.float32
+    assert_close(y, cm.conv_transpose2d(x.astype(np.float32), w))
+    w_int = np.arange(24, dtype=np.int32).reshape(2, 3, 2, 2)
+    y = cm.conv_transpose2d(x.astype(np.float32), w_int)
+    assert y.dtype == jnp.float32
+    assert_close(y, cm.conv_transpose2d(x.astype(np.float32), w_int.astype(np.float32)))
+    with pytest.raises(TypeError, match="both integer"):
+        cm.conv_transpose2d(x, w.astype(np.int32))
 
 
 @pytest.mark.parametrize("with_bias", [False, True])

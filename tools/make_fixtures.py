@@ -520,6 +520,15 @@ MEGENGINE_ERRORS = [
     ),
     dict(param="weight", ndim=2, x=[1, 4, 5, 5], w=[3, 3, 3, 3], kwargs=dict()),
     dict(param="inp", ndim=3, x=[1, 4, 5, 5], w=[4, 3, 3, 3, 3], kwargs=dict()),
+    dict(
+        param="weight",
+        ndim=2,
+        x=[1, 4, 5, 5],
+        w=[4, 3, 3, 3],
+        kwargs=dict(),
+        x_dtype="int32",
+        w_dtype="int32",
+    ),
 ]
 
 

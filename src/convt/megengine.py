@@ -15,7 +15,9 @@ the formula: with ``output_padding`` it crashes (``'int' object is not subscript
 when the first spatial axis's value is non-zero, ignores the other axes' values when the
 first is zero, fails for integer ``stride``/``padding`` together with ``output_padding``,
 and rejects ``groups > 1`` together with ``output_padding``. A plain ``(C_out,)`` bias and
-unbatched ``(C, *spatial)`` inputs (its modules document them) are accepted here.
+unbatched ``(C, *spatial)`` inputs (its modules document them) are accepted here. As in
+megengine, an integer ``inp`` or ``weight`` beside a floating one is promoted (megengine
+1.13 returns float32), and two integer ones are rejected.
 """
 
 from __future__ import annotations
@@ -136,7 +138,14 @@ def _conv_transpose(
         raise ValueError(
             f"megengine: compute_mode must be one of {COMPUTE_MODES}, got {compute_mode!r}"
         )
-    fe.check_arrays(FRAMEWORK, ("inp", "weight", "bias"), inp, weight, bias)
+    for name, value in (("inp", inp), ("weight", weight), ("bias", bias)):
+        fe.check_array(value, name, FRAMEWORK, floating=False)
+    if not any(jnp.issubdtype(jnp.result_type(a), jnp.inexact) for a in (inp, weight)):
+        raise TypeError(
+            f"megengine: inp and weight are both integer ({jnp.result_type(inp)}, "
+            f"{jnp.result_type(weight)}); megengine computes floating-point convolutions only "
+            "(an integer inp or weight beside a floating one is promoted, as megengine does)"
+        )
     unbatched = fe.check_rank(
         inp, ndim, FRAMEWORK, f"conv_transpose{ndim}d", unbatched=True, name="inp"
     )
