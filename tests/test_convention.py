@@ -9,7 +9,7 @@ import convt
 from convt import convention as registry
 from helpers import assert_close, randn
 
-NAMES = ["torch", "chainer", "chainerx", "paddle", "megengine", "jax.lax", "onnx"]
+NAMES = ["torch", "chainer", "chainerx", "paddle", "megengine", "jax.lax", "onnx", "tensorflow"]
 
 
 def test_registry_lists_every_convention_in_order():
@@ -60,7 +60,9 @@ def test_every_convention_takes_sizes_by_keyword():
     for c in registry.conventions():
         stride = next(o for o in c.options if o.name.startswith("stride"))
         value = (2, 2) if stride.kind == "sizes" else 2
-        spec = c.spec(2, {stride.name: value}, kernel_size=(3, 3), input_size=(5, 5))
+        required = {"tensorflow": {"output_shape": (10, 10)}}.get(c.name, {})  # no default
+        params = {stride.name: value, **required}
+        spec = c.spec(2, params, kernel_size=(3, 3), input_size=(5, 5))
         assert spec.stride == (2, 2)
         assert spec.output_spatial_shape((5, 5), (3, 3))[0] >= 9
 

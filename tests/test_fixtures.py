@@ -17,10 +17,18 @@ import pytest
 import convt.chainer
 import convt.megengine
 import convt.paddle
+import convt.tensorflow
 from helpers import assert_close
 
 FIXTURES = Path(__file__).parent / "fixtures"
-MODULES = {"paddle": convt.paddle, "chainer": convt.chainer, "megengine": convt.megengine}
+MODULES = {
+    "paddle": convt.paddle,
+    "chainer": convt.chainer,
+    "megengine": convt.megengine,
+    "tensorflow": convt.tensorflow,
+}
+# Recorded rejections that name the parameter the framework complains about.
+NAMED_ERRORS = ("paddle", "chainer", "megengine")
 
 
 @cache
@@ -53,9 +61,14 @@ def test_matches_framework(framework, index):
     fn = getattr(MODULES[framework], case["function"])
     kwargs = case["kwargs"]
 
+    if framework == "tensorflow":  # tf.nn.conv*_transpose take no bias
+        call = lambda x, w, b: fn(x, w, **kwargs)  # noqa: E731
+    else:
+        call = lambda x, w, b: fn(x, w, b, **kwargs)  # noqa: E731
+
     @jax.jit
     def run(x, w, b, g):
-        y, vjp = jax.vjp(lambda x, w, b: fn(x, w, b, **kwargs), x, w, b)
+        y, vjp = jax.vjp(call, x, w, b)
         return y, vjp(g)
 
     y, (gx, gw, gb) = run(x, w, b, g)  # one compile for the values and the gradients
@@ -68,7 +81,7 @@ def test_matches_framework(framework, index):
         assert_close(gb, get("gb"))
 
 
-ERRORS = [(fw, i) for fw in MODULES for i in range(len(load(fw)[0]["errors"]))]
+ERRORS = [(fw, i) for fw in NAMED_ERRORS for i in range(len(load(fw)[0]["errors"]))]
 
 
 @pytest.mark.parametrize("framework, index", ERRORS, ids=[f"{f}-{i}" for f, i in ERRORS])
@@ -95,3 +108,15 @@ def test_rejects_what_framework_rejects(framework, index):
 def test_fixture_counts():
     counts = {fw: len(load(fw)[0]["cases"]) for fw in MODULES}
     assert counts["paddle"] >= 300 and counts["chainer"] >= 250 and counts["megengine"] >= 200
+    assert counts["tensorflow"] >= 200
+
+
+@pytest.mark.parametrize("index", range(len(load("tensorflow")[0]["errors"])))
+def test_rejects_what_tensorflow_rejects(index):
+    """TensorFlow refuses an output_shape whose forward convolution does not give back the
+    input (with its oneDNN kernels, as a failure to build the primitive)."""
+    case = load("tensorflow")[0]["errors"][index]
+    fn = getattr(convt.tensorflow, f"conv{case['ndim']}d_transpose")
+    with pytest.raises(ValueError, match="output_shape") as info:
+        fn(np.ones(case["x"], "float32"), np.ones(case["w"], "float32"), **case["kwargs"])
+    assert str(info.value).startswith("tensorflow:"), (str(info.value), case["message"])

@@ -6,6 +6,7 @@
     $O/paddle/bin/python tools/make_fixtures.py chainer
     $O/megengine/bin/python tools/make_fixtures.py megengine
     $O/torch/bin/python tools/make_fixtures.py onnx          # onnxruntime + onnx.reference
+    $O/tf/bin/python tools/make_fixtures.py tensorflow
 
 Each writes ``tests/fixtures/FRAMEWORK.npz``: for every random configuration the call's
 arguments (JSON), the inputs, the output, the cotangent and the gradients with respect
@@ -26,7 +27,7 @@ import numpy as np
 
 warnings.filterwarnings("ignore")
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
-COUNTS = {"paddle": 330, "chainer": 260, "megengine": 220, "onnx": 300}
+COUNTS = {"paddle": 330, "chainer": 260, "megengine": 220, "onnx": 300, "tensorflow": 240}
 
 
 def full_len(n, k, s, d):
@@ -624,6 +625,96 @@ def onnx_fixtures(count, rng):
     return cases, arrays, rejected, versions
 
 
+# ---------------------------------------------------------------------------- tensorflow
+
+TF_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
+
+
+def tensorflow_case(rng):
+    ndim = int(rng.integers(1, 4))
+    axes = draw_axes(rng, ndim, {1: 7, 2: 5, 3: 3}[ndim])
+    channels_last = rng.random() < 0.85
+    fmt = TF_FORMATS[ndim][0 if channels_last else 1]
+    dilated = rng.random() < 0.3
+    for a in axes:
+        if dilated:
+            a["s"] = 1
+        else:
+            a["d"] = 1
+    form = str(rng.choice(["SAME", "VALID", "explicit"] if ndim == 2 else ["SAME", "VALID"]))
+    sizes = []
+    for a in axes:
+        k_e = a["d"] * (a["k"] - 1) + 1
+        full = (a["n"] - 1) * a["s"] + k_e
+        if form == "SAME":
+            low, high = (a["n"] - 1) * a["s"] + 1, a["n"] * a["s"]
+        elif form == "VALID":
+            low, high = full, full + a["s"] - 1
+        else:
+            a["pad"] = [int(rng.integers(0, k_e)), int(rng.integers(0, k_e))]
+            low = max(1, full - sum(a["pad"]))
+            high = low + a["s"] - 1
+        if rng.random() < 0.1:  # out of TensorFlow's range: a recorded rejection
+            high += a["s"]
+        sizes.append(int(rng.integers(low, high + 1)))
+    c_in, c_out = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    batch = int(rng.integers(1, 3))
+    spatial = [a["n"] for a in axes]
+    x_shape = [batch, *spatial, c_in] if channels_last else [batch, c_in, *spatial]
+    output_shape = [batch, *sizes, c_out] if channels_last else [batch, c_out, *sizes]
+    kw = dict(output_shape=output_shape, data_format=fmt)
+    strides = [a["s"] for a in axes]
+    kw["strides"] = strides[0] if len(set(strides)) == 1 and rng.random() < 0.5 else strides
+    if dilated:
+        kw["dilations"] = [a["d"] for a in axes]
+    if form == "explicit":
+        pads = [a["pad"] for a in axes]
+        kw["padding"] = [[0, 0], *pads, [0, 0]] if channels_last else [[0, 0], [0, 0], *pads]
+    else:
+        kw["padding"] = form
+    w_shape = [*[a["k"] for a in axes], c_out, c_in]
+    return ndim, kw, x_shape, w_shape
+
+
+def tensorflow_fixtures(count, rng):
+    import tensorflow as tf
+
+    fns = {1: tf.nn.conv1d_transpose, 2: tf.nn.conv2d_transpose, 3: tf.nn.conv3d_transpose}
+    cases, arrays, rejected = [], {}, []
+    while len(cases) < count:
+        ndim, kw, x_shape, w_shape = tensorflow_case(rng)
+        x = rng.standard_normal(x_shape).astype("float32")
+        w = rng.standard_normal(w_shape).astype("float32")
+        xt, wt = tf.Variable(x), tf.Variable(w)
+        try:
+            with tf.GradientTape() as tape:
+                y = fns[ndim](xt, wt, **kw)
+                g = rng.standard_normal(y.shape).astype("float32")
+                loss = tf.reduce_sum(y * g)
+            gx, gw = tape.gradient(loss, [xt, wt])
+        except Exception as e:  # noqa: BLE001 - TensorFlow's rejection is the record
+            message = str(e).strip()
+            if "do not yet support" in message or "only supports" in message:
+                continue  # a missing CPU kernel, not a rejection of the layer
+            if len(rejected) < 30:
+                rejected.append(
+                    dict(ndim=ndim, x=x_shape, w=w_shape, kwargs=kw, message=message[-300:])
+                )
+            continue
+        # y is linear in x and in w, so <g, y> = <gx, x> = <gw, w>. TensorFlow's input
+        # gradient breaks this on some explicit paddings (its forward convolution with a
+        # padding as large as the kernel): record those cases' values only.
+        inner = float(np.sum(g * y.numpy()))
+        grads = dict(gx=gx.numpy(), gw=gw.numpy())
+        scale = 1e-4 * max(1.0, abs(inner), float(np.abs(g).sum()))
+        if any(abs(float(np.sum(grads[k] * a)) - inner) > scale for k, a in (("gx", x), ("gw", w))):
+            grads = {}
+        i = len(cases)
+        cases.append(dict(function=f"conv{ndim}d_transpose", kwargs=kw))
+        store(arrays, i, x=x, w=w, g=g, y=y.numpy(), **grads)
+    return cases, arrays, rejected, dict(tensorflow=tf.__version__)
+
+
 # ---------------------------------------------------------------------------- common
 
 
@@ -649,12 +740,15 @@ def check_errors(run, cases):
 def main():
     framework = sys.argv[1]
     count = int(sys.argv[2]) if len(sys.argv) > 2 else COUNTS[framework]
-    rng = np.random.default_rng({"paddle": 1, "chainer": 2, "megengine": 3, "onnx": 4}[framework])
+    rng = np.random.default_rng(
+        {"paddle": 1, "chainer": 2, "megengine": 3, "onnx": 4, "tensorflow": 5}[framework]
+    )
     make = {
         "paddle": paddle_fixtures,
         "chainer": chainer_fixtures,
         "megengine": megengine_fixtures,
         "onnx": onnx_fixtures,
+        "tensorflow": tensorflow_fixtures,
     }[framework]
     cases, arrays, errors, versions = make(count, rng)
     meta = dict(framework=framework, versions=versions, cases=cases, errors=errors)

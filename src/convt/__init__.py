@@ -22,6 +22,7 @@ _LAZY = (
     "megengine",
     "lax",
     "onnx",
+    "tensorflow",
     "convention",
     "lowering",
     "cli",

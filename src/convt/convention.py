@@ -39,6 +39,7 @@ MODULES: dict[str, str] = {
     "megengine": "convt.megengine",
     "jax.lax": "convt.lax",
     "onnx": "convt.onnx",
+    "tensorflow": "convt.tensorflow",
 }
 
 OptionKind = Literal["ints", "sizes", "int", "padding", "pairs", "choice"]

@@ -1,0 +1,353 @@
+"""TensorFlow's ``tf.nn.conv{1,2,3}d_transpose``.
+
+TensorFlow defines the transposed convolution as the input gradient of the forward
+convolution whose *input* has ``output_shape``: per spatial axis, with output length
+``O``, ``k_e = d (k - 1) + 1`` and the forward convolution's padding ``(before, after)``
+(``"VALID"``: none; ``"SAME"``: ``total = max((ceil(O / s) - 1) s + k_e - O, 0)``,
+``before = total // 2``; explicit pairs as given), the canonical crop is
+``(before, full - before - O)``. ``output_shape`` is required, and TensorFlow checks that
+the forward convolution of an ``O``-long input gives back the input length ``n``:
+``ceil(O / s) == n`` (SAME), ``(O - k_e) // s + 1 == n`` (VALID),
+``(O + before + after - k_e) // s + 1 == n`` (explicit), so ``O`` ranges over
+``[(n - 1) s + 1, n s]`` for SAME and ``[full, full + s - 1]`` for VALID.
+
+Filters are ``[*k, out_channels, in_channels]`` (not flipped: canonical is their
+transpose); inputs ``NWC``/``NHWC``/``NDHWC`` (default) or channels-first ``NCW``/
+``NCHW``/``NCDHW`` (TensorFlow's CPU kernels lack some channels-first cases; convt
+computes them). No groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from convt import _frontend as fe
+from convt.convention import Convention, Option
+from convt.spec import ConvTransposeSpec, effective_kernel, full_length
+
+FRAMEWORK = "tensorflow"
+DATA_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
+
+
+def _per_axis(value: Any, ndim: int, name: str, channels_last: bool) -> tuple[int, ...]:
+    """TF's ``strides``/``dilations``: an int, or 1, ``ndim`` or ``ndim + 2`` ints (the
+    batch and channel entries then 1)."""
+    if fe.is_int(value):
+        return (int(value),) * ndim
+    values = fe.int_tuple(list(value), len(list(value)), name, FRAMEWORK) if value else ()
+    if len(values) == 1:
+        return values * ndim
+    if len(values) == ndim:
+        return values
+    if len(values) == ndim + 2:
+        outer = (values[0], values[-1]) if channels_last else (values[0], values[1])
+        if outer != (1, 1):
+            raise ValueError(
+                f"tensorflow: {name} in the batch and channel dimensions must be 1, got {value!r}"
+            )
+        return values[1:-1] if channels_last else values[2:]
+    raise ValueError(
+        f"tensorflow: {name} must be an int or have 1, {ndim} or {ndim + 2} values, got {value!r}"
+    )
+
+
+def _padding(padding: Any, ndim: int, channels_last: bool):
+    """``"SAME"``, ``"VALID"`` or one ``(before, after)`` pair per spatial axis."""
+    if isinstance(padding, str):
+        if padding not in ("SAME", "VALID"):
+            raise ValueError(
+                f"tensorflow: padding must be 'SAME', 'VALID' or pairs, got {padding!r}"
+            )
+        return padding
+    pairs = [tuple(p) for p in padding]
+    if len(pairs) != ndim + 2 or any(len(p) != 2 for p in pairs):
+        raise ValueError(
+            f"tensorflow: explicit padding needs {ndim + 2} (before, after) pairs, one per "
+            f"dimension of the input, got {padding!r}"
+        )
+    flat = fe.int_tuple([v for p in pairs for v in p], 2 * ndim + 4, "padding", FRAMEWORK)
+    pairs = [flat[i : i + 2] for i in range(0, len(flat), 2)]
+    channel = ndim + 1 if channels_last else 1
+    if any(pairs[0]) or any(pairs[channel]):
+        raise ValueError(
+            f"tensorflow: padding in the batch and channel dimensions must be zero, got {padding!r}"
+        )
+    fe.check_at_least([v for p in pairs for v in p], 0, "padding", FRAMEWORK)
+    return tuple(p for i, p in enumerate(pairs) if i not in (0, channel))
+
+
+def _forward_output(O: int, k_e: int, s: int, padding, pair) -> int:  # noqa: N803
+    if padding == "SAME":
+        return -(-O // s)
+    before, after = (0, 0) if padding == "VALID" else pair
+    span = O + before + after - k_e
+    return span // s + 1 if span >= 0 else 0
+
+
+def to_spec(
+    ndim: int,
+    output_shape: Sequence[int] | None = None,
+    strides: Any = 1,
+    padding: Any = "SAME",
+    data_format: str | None = None,
+    dilations: Any = None,
+    *,
+    kernel_size: Any = None,
+    input_size: Sequence[int] | None = None,
+) -> ConvTransposeSpec:
+    """The canonical spec for ``tf.nn.conv{N}d_transpose``'s parameters.
+
+    ``output_shape`` (the full shape, ``N + 2`` values, or the spatial ones), the kernel
+    size and the input's spatial size are all needed.
+    """
+    data_format = data_format or DATA_FORMATS[ndim][0]
+    if data_format not in DATA_FORMATS.get(ndim, ()):
+        raise ValueError(
+            f"tensorflow: data_format must be one of {DATA_FORMATS.get(ndim)}, got {data_format!r}"
+        )
+    channels_last = data_format == DATA_FORMATS[ndim][0]
+    if output_shape is None or kernel_size is None or input_size is None:
+        raise ValueError("tensorflow: output_shape, the kernel size and the input size are needed")
+    shape = [int(v) for v in np.asarray(output_shape).reshape(-1)]
+    if len(shape) == ndim + 2:
+        shape = shape[1:-1] if channels_last else shape[2:]
+    out = fe.int_tuple(shape, ndim, "output_shape", FRAMEWORK, allow_single=False)
+    fe.check_at_least(out, 1, "output_shape", FRAMEWORK)
+    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+    n_in = fe.int_tuple(input_size, ndim, "input_size", FRAMEWORK, allow_single=False)
+    stride = _per_axis(strides, ndim, "strides", channels_last)
+    dilation = _per_axis(1 if dilations is None else dilations, ndim, "dilations", channels_last)
+    fe.check_at_least(stride, 1, "strides", FRAMEWORK)
+    fe.check_at_least(dilation, 1, "dilations", FRAMEWORK)
+    pads = _padding(padding, ndim, channels_last)
+    crop = []
+    for axis in range(ndim):
+        k_e = effective_kernel(kernel[axis], dilation[axis])
+        pair = None if isinstance(pads, str) else pads[axis]
+        forward = _forward_output(out[axis], k_e, stride[axis], pads, pair)
+        if forward != n_in[axis]:
+            raise ValueError(
+                f"tensorflow: output_shape {tuple(out)} does not fit the input: on spatial axis "
+                f"{axis} a forward convolution of length {out[axis]} gives {forward}, not "
+                f"{n_in[axis]} (strides {stride}, padding {padding!r}, dilations {dilation})"
+            )
+        if pads == "SAME":
+            total = max((-(-out[axis] // stride[axis]) - 1) * stride[axis] + k_e - out[axis], 0)
+            before = total // 2
+        else:
+            before = 0 if pads == "VALID" else pair[0]
+        full = full_length(n_in[axis], kernel[axis], stride[axis], dilation[axis])
+        crop.append((before, full - before - out[axis]))
+    layout = "channels_last" if channels_last else "channels_first"
+    return ConvTransposeSpec(stride, dilation, tuple(crop), 1, layout)
+
+
+def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+    """TF parameters for a spec: explicit paddings and the output shape (spatial)."""
+    from convt.convention import NotExpressible
+
+    fe.require(spec.groups == 1, FRAMEWORK, "tf.nn.conv*_transpose has no groups")
+    if input_size is None or kernel_size is None:
+        raise NotExpressible("cannot be expressed in tensorflow without the sizes")
+    out = spec.output_spatial_shape(input_size, kernel_size)
+    pairs = []
+    for axis, ((lo, _), n, k, s, d) in enumerate(
+        zip(spec.crop, input_size, kernel_size, spec.stride, spec.dilation)
+    ):
+        fe.require(lo >= 0, FRAMEWORK, f"padding cannot be negative (crop lo={lo})")
+        k_e = effective_kernel(k, d)
+        # the smallest `after` whose forward convolution gives back n
+        after = max(0, (n - 1) * s + k_e - out[axis] - lo)
+        fe.require(
+            (out[axis] + lo + after - k_e) // s + 1 == n,
+            FRAMEWORK,
+            f"no explicit padding on spatial axis {axis} gives back the input length {n}",
+        )
+        pairs.append([lo, after])
+    channels_last = spec.layout == "channels_last"
+    padding = [[0, 0], *pairs, [0, 0]] if channels_last else [[0, 0], [0, 0], *pairs]
+    params: dict = dict(output_shape=list(out), strides=list(spec.stride), padding=padding)
+    params["data_format"] = DATA_FORMATS[spec.ndim][0 if channels_last else 1]
+    if any(d != 1 for d in spec.dilation):
+        params["dilations"] = list(spec.dilation)
+    return params
+
+
+def weight_to_canonical(weight, *, ndim: int, groups: int):
+    """``[*k, out, in]`` -> ``(in, out, *k)``."""
+    del groups
+    return jnp.transpose(weight, (ndim + 1, ndim, *range(ndim)))
+
+
+def weight_from_canonical(weight, *, ndim: int, groups: int):
+    """``(in, out, *k)`` -> ``[*k, out, in]``."""
+    del groups
+    return jnp.transpose(weight, (*range(2, ndim + 2), 1, 0))
+
+
+def _conv_transpose(
+    ndim,
+    input,
+    filters,
+    output_shape,
+    strides,
+    padding,
+    data_format,
+    dilations,
+    method,
+    precision,
+    preferred_element_type,
+):
+    fe.check_arrays(FRAMEWORK, ("input", "filters"), input, filters)
+    data_format = data_format or DATA_FORMATS[ndim][0]
+    fe.check_rank(input, ndim, FRAMEWORK, f"conv{ndim}d_transpose", unbatched=False)
+    if jnp.ndim(filters) != ndim + 2:
+        raise ValueError(
+            f"tensorflow: filters must be {ndim + 2}-D [*kernel, out_channels, in_channels], "
+            f"got shape {jnp.shape(filters)}"
+        )
+    w = weight_to_canonical(filters, ndim=ndim, groups=1)
+    channels_last = data_format == DATA_FORMATS[ndim][0]
+    spec = to_spec(
+        ndim,
+        output_shape,
+        strides,
+        padding,
+        data_format,
+        dilations,
+        kernel_size=w.shape[2:],
+        input_size=fe.spatial_shape(input, ndim, channels_last),
+    )
+    return fe.call(
+        input,
+        w,
+        None,
+        spec,
+        FRAMEWORK,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        names=("input", "filters", "bias", "padding"),
+    )
+
+
+def conv1d_transpose(
+    input: jax.Array,
+    filters: jax.Array,
+    output_shape: Sequence[int],
+    strides: Any,
+    padding: Any = "SAME",
+    data_format: str = "NWC",
+    dilations: Any = None,
+    name: str | None = None,
+    *,
+    method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
+    """``tf.nn.conv1d_transpose``: ``input (N, W, C_in)``, ``filters [k, out, in]``."""
+    del name
+    return _conv_transpose(
+        1,
+        input,
+        filters,
+        output_shape,
+        strides,
+        padding,
+        data_format,
+        dilations,
+        method,
+        precision,
+        preferred_element_type,
+    )
+
+
+def conv2d_transpose(
+    input: jax.Array,
+    filters: jax.Array,
+    output_shape: Sequence[int],
+    strides: Any,
+    padding: Any = "SAME",
+    data_format: str = "NHWC",
+    dilations: Any = None,
+    name: str | None = None,
+    *,
+    method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
+    """``tf.nn.conv2d_transpose``: ``input (N, H, W, C_in)``, ``filters [kH, kW, out, in]``."""
+    del name
+    return _conv_transpose(
+        2,
+        input,
+        filters,
+        output_shape,
+        strides,
+        padding,
+        data_format,
+        dilations,
+        method,
+        precision,
+        preferred_element_type,
+    )
+
+
+def conv3d_transpose(
+    input: jax.Array,
+    filters: jax.Array,
+    output_shape: Sequence[int],
+    strides: Any,
+    padding: Any = "SAME",
+    data_format: str = "NDHWC",
+    dilations: Any = None,
+    name: str | None = None,
+    *,
+    method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
+    """``tf.nn.conv3d_transpose``: ``input (N, D, H, W, C_in)``, ``filters [kD, kH, kW, out,
+    in]``."""
+    del name
+    return _conv_transpose(
+        3,
+        input,
+        filters,
+        output_shape,
+        strides,
+        padding,
+        data_format,
+        dilations,
+        method,
+        precision,
+        preferred_element_type,
+    )
+
+
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    aliases=("tf",),
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(
+        Option("output_shape", "output_shape (spatial sizes, or all N + 2)", kind="sizes"),
+        Option("strides", "strides, one value or one per axis", short="-s"),
+        Option("padding", "SAME or VALID", kind="choice", choices=("SAME", "VALID"), short="-p"),
+        Option("dilations", "dilations, one value or one per axis", short="-d"),
+        Option(
+            "data_format",
+            "NWC/NCW, NHWC/NCHW, NDHWC/NCDHW (default channels last)",
+            kind="choice",
+            choices=("NWC", "NCW", "NHWC", "NCHW", "NDHWC", "NCDHW"),
+        ),
+    ),
+    weight_to_canonical=weight_to_canonical,
+    weight_from_canonical=weight_from_canonical,
+    summary="tf.nn.conv{1,2,3}d_transpose (output_shape required, filters [*k, out, in])",
+)
