@@ -64,6 +64,13 @@ def _padding(padding: Any, ndim: int, channels_last: bool):
                 f"tensorflow: padding must be 'SAME', 'VALID' or pairs, got {padding!r}"
             )
         return padding
+    if not isinstance(padding, Sequence) or not all(
+        isinstance(p, Sequence) and not isinstance(p, str) for p in padding
+    ):
+        raise TypeError(
+            f"tensorflow: padding must be 'SAME', 'VALID' or a list of (before, after) pairs, "
+            f"got {padding!r}"
+        )
     pairs = [tuple(p) for p in padding]
     if len(pairs) != ndim + 2 or any(len(p) != 2 for p in pairs):
         raise ValueError(
