@@ -243,6 +243,17 @@ def spatial_shape(x, ndim: int, channels_last: bool = False) -> tuple[int, ...]:
     return shape[1:-1] if channels_last else shape[2 : 2 + ndim]
 
 
+def forward_length(size: int, total_pad: int, k_eff: int, stride: int) -> int:
+    """The output length of a forward convolution over ``size`` inputs padded by
+    ``total_pad`` in all; 0 when the padded input is shorter than the kernel.
+
+    onnxruntime and TensorFlow both require this to give back the transposed
+    convolution's input length (chainer's floor-division variant is below).
+    """
+    span = size + total_pad - k_eff
+    return span // stride + 1 if span >= 0 else 0
+
+
 def conv_out_size(size: int, k: int, s: int, p: int, d: int = 1, cover_all: bool = False) -> int:
     """chainer's ``get_conv_outsize``: the forward convolution's output length."""
     dk = effective_kernel(k, d)

@@ -221,10 +221,15 @@ def _canonical_operands(lhs, rhs, dn: jax_lax.ConvDimensionNumbers, transpose_ke
         x = jnp.transpose(lhs, dn.lhs_spec)
         layout = "channels_first"
     kernel = jnp.transpose(rhs, dn.rhs_spec)  # (rhs O, rhs I, *k) in spatial order
-    if transpose_kernel:  # jax flips and swaps it back: (C_in, C_out, *k) as given
-        return x, kernel, layout
-    flipped = jnp.flip(kernel, axis=tuple(range(2, kernel.ndim)))
-    return x, jnp.swapaxes(flipped, 0, 1), layout
+    return x, _canonical_kernel(kernel, transpose_kernel), layout
+
+
+def _canonical_kernel(kernel, transpose_kernel: bool):
+    """An ``(O, I, *k)`` kernel as jax.lax reads it -> ``(C_in, C_out, *k)``: flipped and
+    swapped, or as given with ``transpose_kernel`` (jax flips and swaps it back)."""
+    if transpose_kernel:
+        return kernel
+    return jnp.swapaxes(jnp.flip(kernel, axis=tuple(range(2, kernel.ndim))), 0, 1)
 
 
 def conv_transpose(
@@ -318,10 +323,9 @@ def weight_to_canonical(weight, *, ndim: int, groups: int, transpose_kernel: boo
     """An ``HWIO``-style kernel (spatial, then I, then O; the default layout) to
     ``(C_in, C_out, *k)``: flipped and swapped unless ``transpose_kernel``."""
     del groups
-    kernel = jnp.transpose(weight, (ndim + 1, ndim, *range(ndim)))  # (O, I, *k)
-    if transpose_kernel:
-        return kernel
-    return jnp.swapaxes(jnp.flip(kernel, axis=tuple(range(2, ndim + 2))), 0, 1)
+    return _canonical_kernel(
+        jnp.transpose(weight, (ndim + 1, ndim, *range(ndim))), transpose_kernel
+    )
 
 
 def weight_from_canonical(weight, *, ndim: int, groups: int, transpose_kernel: bool = False):

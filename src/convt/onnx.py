@@ -147,8 +147,7 @@ def to_spec(
 
 def _check_consistent(axis, n, size, total, k, s, d, adj) -> None:
     """onnxruntime's check: the forward convolution of the output gives back ``n``."""
-    numerator = size + total - effective_kernel(k, d)
-    if size < 1 or numerator < 0 or numerator // s + 1 != n:
+    if size < 1 or fe.forward_length(size, total, effective_kernel(k, d), s) != n:
         raise ValueError(
             f"onnx: output size {size} on spatial axis {axis} is inconsistent with the input "
             f"size {n} (onnxruntime needs (out + pads - k_e) // stride + 1 == n: "

@@ -91,9 +91,7 @@ def _padding(padding: Any, ndim: int, channels_last: bool):
 def _forward_output(O: int, k_e: int, s: int, padding, pair) -> int:  # noqa: N803
     if padding == "SAME":
         return -(-O // s)
-    before, after = (0, 0) if padding == "VALID" else pair
-    span = O + before + after - k_e
-    return span // s + 1 if span >= 0 else 0
+    return fe.forward_length(O, 0 if padding == "VALID" else sum(pair), k_e, s)
 
 
 def to_spec(
@@ -156,11 +154,9 @@ def to_spec(
 
 def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
     """TF parameters for a spec: explicit paddings and the output shape (spatial)."""
-    from convt.convention import NotExpressible
-
     fe.require(spec.groups == 1, FRAMEWORK, "tf.nn.conv*_transpose has no groups")
     if input_size is None or kernel_size is None:
-        raise NotExpressible("cannot be expressed in tensorflow without the sizes")
+        raise fe.NotExpressible("cannot be expressed in tensorflow without the sizes")
     out = spec.output_spatial_shape(input_size, kernel_size)
     pairs = []
     for axis, ((lo, _), n, k, s, d) in enumerate(
@@ -171,7 +167,7 @@ def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dic
         # the smallest `after` whose forward convolution gives back n
         after = max(0, (n - 1) * s + k_e - out[axis] - lo)
         fe.require(
-            (out[axis] + lo + after - k_e) // s + 1 == n,
+            fe.forward_length(out[axis], lo + after, k_e, s) == n,
             FRAMEWORK,
             f"no explicit padding on spatial axis {axis} gives back the input length {n}",
         )
