@@ -9,7 +9,17 @@ import convt
 from convt import convention as registry
 from helpers import assert_close, randn
 
-NAMES = ["torch", "chainer", "chainerx", "paddle", "megengine", "jax.lax", "onnx", "tensorflow"]
+NAMES = [
+    "torch",
+    "chainer",
+    "chainerx",
+    "paddle",
+    "megengine",
+    "jax.lax",
+    "onnx",
+    "tensorflow",
+    "keras",
+]
 
 
 def test_registry_lists_every_convention_in_order():

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import convt.chainer
+import convt.keras
 import convt.megengine
 import convt.paddle
 import convt.tensorflow
@@ -26,6 +27,8 @@ MODULES = {
     "chainer": convt.chainer,
     "megengine": convt.megengine,
     "tensorflow": convt.tensorflow,
+    "keras": convt.keras,
+    "keras_jax": convt.keras,  # recorded on Keras's JAX backend
 }
 # Recorded rejections that name the parameter the framework complains about.
 NAMED_ERRORS = ("paddle", "chainer", "megengine")
@@ -61,8 +64,23 @@ def test_matches_framework(framework, index):
     fn = getattr(MODULES[framework], case["function"])
     kwargs = case["kwargs"]
 
-    if framework == "tensorflow":  # tf.nn.conv*_transpose take no bias
-        call = lambda x, w, b: fn(x, w, **kwargs)  # noqa: E731
+    if framework == "keras_jax":
+        kwargs = dict(kwargs, backend="jax")
+    if case.get("keras_bias_along_last_axis"):
+        # Keras's TensorFlow backend adds a channels-first layer's bias along the last
+        # axis when that axis has `filters` entries (its ops.add -> tf.nn.bias_add NHWC);
+        # convt adds it on the channel axis, as the layer means and the JAX backend does.
+        y = convt.keras.conv_transpose(x, w, **kwargs)
+        assert_close(y + b, get("y"))
+        assert not np.allclose(fn(x, w, b, **kwargs), get("y"), atol=1e-3)
+        return
+    if case["function"] in (
+        "conv_transpose",
+        "conv2d_transpose",
+        "conv1d_transpose",
+        "conv3d_transpose",
+    ) and framework in ("tensorflow", "keras", "keras_jax"):
+        call = lambda x, w, b: fn(x, w, **kwargs)  # noqa: E731  no bias argument
     else:
         call = lambda x, w, b: fn(x, w, b, **kwargs)  # noqa: E731
 
@@ -108,7 +126,7 @@ def test_rejects_what_framework_rejects(framework, index):
 def test_fixture_counts():
     counts = {fw: len(load(fw)[0]["cases"]) for fw in MODULES}
     assert counts["paddle"] >= 300 and counts["chainer"] >= 250 and counts["megengine"] >= 200
-    assert counts["tensorflow"] >= 200
+    assert counts["tensorflow"] >= 200 and counts["keras"] >= 200 and counts["keras_jax"] >= 50
 
 
 @pytest.mark.parametrize("index", range(len(load("tensorflow")[0]["errors"])))
@@ -120,3 +138,25 @@ def test_rejects_what_tensorflow_rejects(index):
     with pytest.raises(ValueError, match="output_shape") as info:
         fn(np.ones(case["x"], "float32"), np.ones(case["w"], "float32"), **case["kwargs"])
     assert str(info.value).startswith("tensorflow:"), (str(info.value), case["message"])
+
+
+@pytest.mark.parametrize("index", range(len(load("keras")[0]["errors"])))
+def test_rejects_what_keras_rejects(index):
+    """The layers' own checks (a named parameter), and the output lengths Keras's
+    TensorFlow backend hands to tf.nn.conv_transpose and has rejected."""
+    case = load("keras")[0]["errors"][index]
+    x, w = np.ones(case["x"], "float32"), np.ones(case["w"], "float32")
+    with pytest.raises((ValueError, TypeError)) as info:
+        if case["layer"]:
+            convt.keras.conv_transpose_layer(x, w, **case["kwargs"])
+        else:
+            convt.keras.conv_transpose(x, w, **case["kwargs"])
+    message = str(info.value)
+    assert message.startswith("keras:"), (message, case["message"])
+    param = case.get("param") or (
+        "strides" if "dilation_rate > 1" in case["message"] else "output_padding"
+    )
+    assert re.search(rf"\b{param}\b", message), (
+        message,
+        case["message"],
+    )

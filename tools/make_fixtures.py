@@ -7,6 +7,8 @@
     $O/megengine/bin/python tools/make_fixtures.py megengine
     $O/torch/bin/python tools/make_fixtures.py onnx          # onnxruntime + onnx.reference
     $O/tf/bin/python tools/make_fixtures.py tensorflow
+    KERAS_BACKEND=tensorflow $O/tf/bin/python tools/make_fixtures.py keras
+    KERAS_BACKEND=jax $O/tf/bin/python tools/make_fixtures.py keras_jax
 
 Each writes ``tests/fixtures/FRAMEWORK.npz``: for every random configuration the call's
 arguments (JSON), the inputs, the output, the cotangent and the gradients with respect
@@ -27,7 +29,15 @@ import numpy as np
 
 warnings.filterwarnings("ignore")
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
-COUNTS = {"paddle": 330, "chainer": 260, "megengine": 220, "onnx": 300, "tensorflow": 240}
+COUNTS = {
+    "paddle": 330,
+    "chainer": 260,
+    "megengine": 220,
+    "onnx": 300,
+    "tensorflow": 240,
+    "keras": 240,
+    "keras_jax": 60,
+}
 
 
 def full_len(n, k, s, d):
@@ -715,6 +725,161 @@ def tensorflow_fixtures(count, rng):
     return cases, arrays, rejected, dict(tensorflow=tf.__version__)
 
 
+# ---------------------------------------------------------------------------- keras
+
+
+def keras_case(rng, backend):
+    """A random keras.ops.conv_transpose call, or (30%) a Conv{N}DTranspose layer."""
+    ndim = int(rng.integers(1, 4))
+    axes = draw_axes(rng, ndim, {1: 7, 2: 5, 3: 3}[ndim])
+    layer = backend == "tensorflow" and rng.random() < 0.3
+    if layer or rng.random() < 0.5:  # the layers refuse strides > 1 with dilation_rate > 1
+        for a in axes:
+            a["d" if rng.random() < 0.7 else "s"] = 1
+    channels_last = rng.random() < 0.8
+    padding = str(rng.choice(["valid", "same", "same", "SAME", "Valid"]))
+    kw = dict(padding=padding, data_format="channels_last" if channels_last else "channels_first")
+    kw["strides"] = scalar_or_list(rng, [a["s"] for a in axes])
+    if any(a["d"] > 1 for a in axes) or rng.random() < 0.2:
+        kw["dilation_rate"] = scalar_or_list(rng, [a["d"] for a in axes])
+    if rng.random() < 0.6:
+        # layers take [0, strides); the op takes more, and TensorFlow rejects some of it
+        top = {True: 0, False: 2}[layer]
+        kw["output_padding"] = scalar_or_list(
+            rng, [int(rng.integers(0, a["s"] + top)) for a in axes]
+        )
+    c_in, c_out = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    batch = int(rng.integers(1, 3))
+    spatial = [a["n"] for a in axes]
+    x_shape = [batch, *spatial, c_in] if channels_last else [batch, c_in, *spatial]
+    w_shape = [*[a["k"] for a in axes], c_out, c_in]
+    return ndim, layer, kw, x_shape, w_shape
+
+
+KERAS_LAYER_ERRORS = [
+    dict(
+        param="output_padding",
+        ndim=1,
+        x=[1, 5, 2],
+        w=[3, 2, 2],
+        kwargs=dict(strides=2, output_padding=2),
+    ),
+    dict(
+        param="output_padding",
+        ndim=2,
+        x=[1, 5, 5, 2],
+        w=[3, 3, 2, 2],
+        kwargs=dict(strides=[2, 3], output_padding=[1, 3]),
+    ),
+    dict(
+        param="output_padding",
+        ndim=1,
+        x=[1, 5, 2],
+        w=[3, 2, 2],
+        kwargs=dict(strides=2, output_padding=-1),
+    ),
+    dict(
+        param="strides",
+        ndim=2,
+        x=[1, 5, 5, 2],
+        w=[3, 3, 2, 2],
+        kwargs=dict(strides=2, dilation_rate=2),
+    ),
+    dict(param="strides", ndim=1, x=[1, 5, 2], w=[3, 2, 2], kwargs=dict(strides=0)),
+    dict(param="padding", ndim=1, x=[1, 5, 2], w=[3, 2, 2], kwargs=dict(padding="causal")),
+    dict(param="padding", ndim=2, x=[1, 5, 5, 2], w=[3, 3, 2, 2], kwargs=dict(padding="full")),
+    dict(
+        param="data_format", ndim=2, x=[1, 5, 5, 2], w=[3, 3, 2, 2], kwargs=dict(data_format="NHWC")
+    ),
+]
+
+
+def keras_fixtures(count, rng, backend="tensorflow"):
+    """keras.ops.conv_transpose and the Conv{N}DTranspose layers, on the backend that
+    KERAS_BACKEND names (tensorflow: values, gradients and rejections; jax: values and
+    gradients of the calls the TensorFlow backend rejects)."""
+    import keras
+
+    assert keras.backend.backend() == backend, (keras.backend.backend(), backend)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def run(fn, x, w, b, layer):
+            xv = tf.Variable(x)
+            watched = [xv] + ([layer.kernel, layer.bias] if layer else [tf.Variable(w)])
+            with tf.GradientTape() as tape:
+                y = fn(*watched)
+            g = rng.standard_normal(y.shape).astype("float32")
+            grads = tape.gradient(y, watched, output_gradients=tf.constant(g))
+            return np.asarray(y), g, [np.asarray(v) for v in grads]
+    else:
+        import jax
+        import jax.numpy as jnp
+
+        def run(fn, x, w, b, layer):
+            y, vjp = jax.vjp(fn, jnp.asarray(x), jnp.asarray(w))
+            g = rng.standard_normal(y.shape).astype("float32")
+            return np.asarray(y), g, [np.asarray(v) for v in vjp(jnp.asarray(g))]
+
+    cases, arrays, rejected = [], {}, []
+    while len(cases) < count:
+        ndim, layer, kw, x_shape, w_shape = keras_case(rng, backend)
+        x = rng.standard_normal(x_shape).astype("float32")
+        w = rng.standard_normal(w_shape).astype("float32")
+        b = rng.standard_normal(w_shape[-2]).astype("float32") if layer else None
+        try:
+            if layer:
+                cls = getattr(keras.layers, f"Conv{ndim}DTranspose")
+                module = cls(w_shape[-2], w_shape[:-2], use_bias=True, **kw)
+                module.build(tuple(x_shape))
+                module.set_weights([w, b])
+                y, g, grads = run(lambda x, *_, m=module: m(x), x, w, b, module)
+            else:
+                y, g, grads = run(
+                    lambda x, w, kw=kw: keras.ops.conv_transpose(x, w, **kw), x, w, None, None
+                )
+        except Exception as e:  # noqa: BLE001 - the framework's rejection is the record
+            message = str(e).strip()
+            if "do not yet support" in message or "only supports" in message:
+                continue  # a missing CPU kernel, not a rejection of the layer
+            if len(rejected) < 40:
+                rejected.append(
+                    dict(
+                        ndim=ndim,
+                        layer=layer,
+                        x=x_shape,
+                        w=w_shape,
+                        kwargs=kw,
+                        raised=type(e).__name__,
+                        message=message[-300:],
+                    )
+                )
+            continue
+        i = len(cases)
+        cases.append(
+            dict(function="conv_transpose_layer" if layer else "conv_transpose", kwargs=kw)
+        )
+        # Keras's TensorFlow `ops.add` turns the layer's bias add into tf.nn.bias_add with
+        # NHWC whenever the output's last axis has `filters` entries: a channels-first
+        # output then gets its bias along its last spatial axis. Recorded as such.
+        if layer and backend == "tensorflow" and kw["data_format"] == "channels_first":
+            if y.shape[-1] == w_shape[-2] > 1:
+                cases[-1]["keras_bias_along_last_axis"] = True
+        grads = dict(zip(("gx", "gw", "gb"), grads))
+        if any(grads[k].shape != a.shape for k, a in (("gx", x), ("gw", w))):
+            grads = {}  # TensorFlow's gradients of an empty output have the output's shape
+        store(arrays, i, x=x, w=w, b=b, g=g, y=y, **grads)
+    if backend == "tensorflow":
+
+        def build(case):
+            cls = getattr(keras.layers, f"Conv{case['ndim']}DTranspose")
+            module = cls(case["w"][-2], case["w"][:-2], **case["kwargs"])
+            module(np.ones(case["x"], "float32"))
+
+        rejected += [dict(e, layer=True) for e in check_errors(build, KERAS_LAYER_ERRORS)]
+    return cases, arrays, rejected, dict(keras=keras.__version__, backend=backend)
+
+
 # ---------------------------------------------------------------------------- common
 
 
@@ -741,7 +906,15 @@ def main():
     framework = sys.argv[1]
     count = int(sys.argv[2]) if len(sys.argv) > 2 else COUNTS[framework]
     rng = np.random.default_rng(
-        {"paddle": 1, "chainer": 2, "megengine": 3, "onnx": 4, "tensorflow": 5}[framework]
+        {
+            "paddle": 1,
+            "chainer": 2,
+            "megengine": 3,
+            "onnx": 4,
+            "tensorflow": 5,
+            "keras": 6,
+            "keras_jax": 7,
+        }[framework]
     )
     make = {
         "paddle": paddle_fixtures,
@@ -749,6 +922,8 @@ def main():
         "megengine": megengine_fixtures,
         "onnx": onnx_fixtures,
         "tensorflow": tensorflow_fixtures,
+        "keras": keras_fixtures,  # KERAS_BACKEND=tensorflow
+        "keras_jax": lambda count, rng: keras_fixtures(count, rng, "jax"),  # KERAS_BACKEND=jax
     }[framework]
     cases, arrays, errors, versions = make(count, rng)
     meta = dict(framework=framework, versions=versions, cases=cases, errors=errors)

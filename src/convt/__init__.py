@@ -23,6 +23,7 @@ _LAZY = (
     "lax",
     "onnx",
     "tensorflow",
+    "keras",
     "convention",
     "lowering",
     "cli",

@@ -230,6 +230,32 @@ def call(
     return y[0] if unbatched else y
 
 
+def cropped_to_nothing(
+    x, weight, spec: ConvTransposeSpec, framework: str, padding, preferred_element_type=None
+) -> jax.Array | None:
+    """``jax.lax.conv_transpose``'s shape rule where a crop leaves nothing: an empty
+    array with the cropped axes at length 0 (``None`` when every axis keeps an output);
+    a crop longer than the stride-dilated input plus the kernel's reach is an error.
+
+    ``x`` and ``weight`` are in the spec's layout and ``(C_in, C_out // groups, *k)``.
+    """
+    x_shape, w_shape = jnp.shape(x), jnp.shape(weight)
+    spatial = spec.output_spatial_shape([x_shape[a] for a in spec.spatial_axes], w_shape[2:])
+    for axis, (size, k, d) in enumerate(zip(spatial, w_shape[2:], spec.dilation)):
+        if size + effective_kernel(k, d) - 1 < 0:  # as jax's conv_shape_tuple
+            raise ValueError(
+                f"{framework}: negative padding {padding!r} is larger than the stride-dilated "
+                f"input on spatial axis {axis}"
+            )
+    if min(spatial, default=1) >= 1:
+        return None
+    out_shape = list(spec.output_shape(x_shape, w_shape))
+    for a, size in zip(spec.spatial_axes, spatial):
+        out_shape[a] = max(size, 0)
+    dtype = preferred_element_type or jnp.result_type(x, weight)
+    return jnp.zeros(out_shape, dtype)
+
+
 def crop_for_size(
     pad_lo: Sequence[int], full: Sequence[int], size: Sequence[int]
 ) -> tuple[tuple[int, int], ...]:

@@ -40,6 +40,7 @@ MODULES: dict[str, str] = {
     "jax.lax": "convt.lax",
     "onnx": "convt.onnx",
     "tensorflow": "convt.tensorflow",
+    "keras": "convt.keras",
 }
 
 OptionKind = Literal["ints", "sizes", "int", "padding", "pairs", "choice"]

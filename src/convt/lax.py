@@ -277,20 +277,9 @@ def conv_transpose(
         kernel_size=w.shape[2:],
         input_size=tuple(x.shape[a] for a in spatial_axes),
     )
-    spatial = spec.output_spatial_shape([x.shape[a] for a in spatial_axes], w.shape[2:])
-    for axis, (size, k, d) in enumerate(zip(spatial, w.shape[2:], spec.dilation)):
-        if size + effective_kernel(k, d) - 1 < 0:  # as jax's conv_shape_tuple
-            raise ValueError(
-                f"jax.lax: negative padding {padding!r} is larger than the stride-dilated "
-                f"input on spatial axis {axis}"
-            )
-    if min(spatial, default=1) < 1:
-        # jax's shape rule clamps a fully cropped axis to 0 and returns an empty array
-        out_shape = list(spec.output_shape(x.shape, w.shape))
-        for a, size in zip(spatial_axes, spatial):
-            out_shape[a] = max(size, 0)
-        dtype = preferred_element_type or jnp.result_type(x, w)
-        return _to_out_layout(jnp.zeros(out_shape, dtype), dn, layout)
+    empty = fe.cropped_to_nothing(x, w, spec, FRAMEWORK, padding, preferred_element_type)
+    if empty is not None:
+        return _to_out_layout(empty, dn, layout)
     y = fe.call(
         x,
         w,

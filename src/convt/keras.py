@@ -1,0 +1,398 @@
+"""Keras 3's ``keras.ops.conv_transpose`` and the ``Conv{1,2,3}DTranspose`` layers.
+
+Keras computes the output length from ``padding`` and ``output_padding`` first, per
+spatial axis with ``k_e = d (k - 1) + 1``
+(``keras.src.backend.common.backend_utils._get_output_shape_given_tf_padding``)::
+
+    "valid", output_padding None:  (n - 1) s + max(k_e, s)
+    "valid", output_padding op:    (n - 1) s + k_e + op
+    "same",  output_padding None:  n s
+    "same",  output_padding op:    (n - 1) s + k_e % 2 + op
+
+Its backends then place that window differently but, where they all accept it, equally:
+the JAX backend pads the zero-stuffed input by ``(left, right)``
+(``_convert_conv_transpose_padding_args_from_keras_to_jax``; "valid": ``k_e - 1`` and
+``k_e - 1 + op``; "same": ``pad = s + k_e - 2`` without ``output_padding`` and
+``k_e + k_e % 2 - 2 + op`` with it, ``left = min(ceil(pad / 2), k_e - 1)``,
+``right = pad - left``), which is the canonical crop ``(k_e - 1 - left, k_e - 1 -
+right)``; the TensorFlow backend hands the output length to ``tf.nn.conv_transpose``
+with ``padding.upper()``, which gives the same crop but rejects a length whose forward
+convolution does not give back ``n``: with ``"same"`` it needs ``1 <= k_e % 2 + op <=
+s``, with ``"valid"`` ``0 <= op < s``. convt follows the TensorFlow backend (Keras's
+default) and its rejections unless ``backend="jax"``; measured on Keras 3.15 with both
+backends, they agree on every configuration TensorFlow accepts.
+
+The kernel is ``(*kernel_size, filters, in_channels)`` (as TensorFlow's, not flipped).
+There are no groups. The layers add two checks of their own (`layer_to_spec`):
+``output_padding`` below ``strides``, and no ``strides > 1`` together with
+``dilation_rate > 1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from convt import _frontend as fe
+from convt.convention import Convention, Option
+from convt.spec import ConvTransposeSpec, effective_kernel
+from convt.tensorflow import weight_from_canonical, weight_to_canonical
+
+FRAMEWORK = "keras"
+BACKENDS = ("tensorflow", "jax")
+DATA_FORMATS = ("channels_last", "channels_first")
+
+
+def output_length(n: int, k_e: int, stride: int, padding: str, output_padding: int | None) -> int:
+    """Keras's output length on one axis (``_get_output_shape_given_tf_padding``)."""
+    if padding == "valid":
+        op = max(k_e, stride) - k_e if output_padding is None else output_padding
+        return (n - 1) * stride + k_e + op
+    if output_padding is None:
+        return n * stride
+    return (n - 1) * stride + k_e % 2 + output_padding
+
+
+def backend_crop(
+    k_e: int, stride: int, padding: str, output_padding: int | None
+) -> tuple[int, int]:
+    """The canonical crop on one axis, from the padding Keras's JAX backend gives the
+    zero-stuffed input."""
+    if padding == "valid":
+        op = max(k_e, stride) - k_e if output_padding is None else output_padding
+        left, right = k_e - 1, k_e - 1 + op
+    else:
+        if output_padding is None:
+            total = stride + k_e - 2
+        else:
+            total = k_e + k_e % 2 - 2 + output_padding
+        left = min(total // 2 + total % 2, k_e - 1)
+        right = total - left
+    return k_e - 1 - left, k_e - 1 - right
+
+
+def tensorflow_accepts(k_e: int, stride: int, padding: str, output_padding: int | None) -> bool:
+    """Whether ``tf.nn.conv_transpose`` takes Keras's output length (its forward
+    convolution must give back the input length, whatever that length is)."""
+    if output_padding is None:
+        return True
+    if padding == "valid":
+        return 0 <= output_padding < stride
+    return 1 <= k_e % 2 + output_padding <= stride
+
+
+def _padding(padding: Any) -> str:
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ValueError(f"keras: padding must be 'valid' or 'same', got {padding!r}")
+    return padding.lower()
+
+
+def _data_format(data_format: str | None) -> str:
+    data_format = (data_format or "channels_last").lower()  # as keras standardizes it
+    if data_format not in DATA_FORMATS:
+        raise ValueError(
+            f"keras: data_format must be 'channels_last' or 'channels_first', got {data_format!r}"
+        )
+    return data_format
+
+
+def to_spec(
+    ndim: int,
+    strides: Any = 1,
+    padding: str = "valid",
+    output_padding: Any = None,
+    data_format: str | None = None,
+    dilation_rate: Any = 1,
+    *,
+    kernel_size: Any = None,
+    input_size: Any = None,
+    backend: str = "tensorflow",
+) -> ConvTransposeSpec:
+    """The canonical spec for ``keras.ops.conv_transpose``'s parameters.
+
+    The kernel size is needed; the crop does not depend on the input size, but with
+    ``input_size`` an output with an empty axis is let through on the TensorFlow
+    backend, as TensorFlow returns an empty array then without checking the lengths.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"keras: backend must be one of {BACKENDS}, got {backend!r}")
+    if kernel_size is None:
+        raise ValueError("keras: the kernel size is needed")
+    padding = _padding(padding)
+    layout = _data_format(data_format)
+    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+    stride = fe.int_tuple(strides, ndim, "strides", FRAMEWORK, allow_single=ndim == 1)
+    dilation = fe.int_tuple(dilation_rate, ndim, "dilation_rate", FRAMEWORK, allow_single=ndim == 1)
+    fe.check_at_least(stride, 1, "strides", FRAMEWORK)
+    fe.check_at_least(dilation, 1, "dilation_rate", FRAMEWORK)
+    if output_padding is None:
+        ops: tuple[int | None, ...] = (None,) * ndim
+    else:
+        ops = fe.int_tuple(
+            output_padding, ndim, "output_padding", FRAMEWORK, allow_single=ndim == 1
+        )
+    k_eff = [effective_kernel(k, d) for k, d in zip(kernel, dilation)]
+    empty = input_size is not None and 0 in [
+        output_length(n, k_e, s, padding, op)
+        for n, k_e, s, op in zip(input_size, k_eff, stride, ops)
+    ]
+    crop = []
+    for axis, (k_e, s, op) in enumerate(zip(k_eff, stride, ops)):
+        if backend == "tensorflow" and not empty and not tensorflow_accepts(k_e, s, padding, op):
+            rule = (
+                "0 <= output_padding < strides"
+                if padding == "valid"
+                else ("1 <= (effective kernel size % 2) + output_padding <= strides")
+            )
+            raise ValueError(
+                f"keras: output_padding={output_padding!r} with padding={padding!r}, "
+                f"strides={stride} and dilation_rate={dilation}: on spatial axis {axis} the "
+                f"TensorFlow backend's tf.nn.conv_transpose rejects the output length "
+                f"(it needs {rule}; the effective kernel size is {k_e}). "
+                "Keras's JAX backend computes it: pass backend='jax'"
+            )
+        crop.append(backend_crop(k_e, s, padding, op))
+    return ConvTransposeSpec(stride, dilation, tuple(crop), 1, layout)
+
+
+def layer_to_spec(
+    ndim: int,
+    strides: Any = 1,
+    padding: str = "valid",
+    output_padding: Any = None,
+    data_format: str | None = None,
+    dilation_rate: Any = 1,
+    *,
+    kernel_size: Any = None,
+    input_size: Any = None,
+    backend: str = "tensorflow",
+) -> ConvTransposeSpec:
+    """`to_spec` with the checks of the ``Conv{N}DTranspose`` layers: kernel sizes,
+    ``strides`` and ``output_padding`` as the layer standardises them (an int or ``N``
+    values), ``0 <= output_padding < strides``, and not both ``strides > 1`` and
+    ``dilation_rate > 1``."""
+    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+    stride = fe.int_tuple(strides, ndim, "strides", FRAMEWORK, allow_single=False)
+    dilation = fe.int_tuple(dilation_rate, ndim, "dilation_rate", FRAMEWORK, allow_single=False)
+    fe.check_at_least(kernel, 1, "kernel_size", FRAMEWORK)
+    fe.check_at_least(stride, 1, "strides", FRAMEWORK)
+    if output_padding is not None:
+        ops = fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK, allow_single=False)
+        if any(not 0 <= op < s for op, s in zip(ops, stride)):
+            raise ValueError(
+                f"keras: output_padding must be >= 0 and strictly less than strides on every "
+                f"axis, got output_padding={ops}, strides={stride}"
+            )
+    if max(stride) > 1 and max(dilation) > 1:
+        raise ValueError(
+            f"keras: strides > 1 is incompatible with dilation_rate > 1 in the layers, got "
+            f"strides={stride} and dilation_rate={dilation}"
+        )
+    return to_spec(
+        ndim,
+        strides=stride,
+        padding=padding,
+        output_padding=output_padding,
+        data_format=data_format,
+        dilation_rate=dilation,
+        kernel_size=kernel,
+        input_size=input_size,
+        backend=backend,
+    )
+
+
+def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+    """``keras.ops.conv_transpose`` parameters for a spec (the TensorFlow backend's
+    accepted ones): one padding string for all axes, ``output_padding`` per axis."""
+    del input_size
+    fe.require(spec.groups == 1, FRAMEWORK, "Keras has no groups (keras-team/keras#19871)")
+    if kernel_size is None:
+        raise fe.NotExpressible("cannot be expressed in keras without the kernel size")
+    for padding in ("valid", "same"):
+        matches = []  # per axis: the output_paddings (None for Keras's default) giving its crop
+        for crop, k, s, d in zip(spec.crop, kernel_size, spec.stride, spec.dilation):
+            k_e = effective_kernel(k, d)
+            matches.append(
+                [
+                    op
+                    for op in (None, *range(s + 1))
+                    if tensorflow_accepts(k_e, s, padding, op)
+                    and backend_crop(k_e, s, padding, op) == tuple(crop)
+                ]
+            )
+        # the default (None) equals an explicit value on every axis, so an axis that
+        # matches at all matches an explicit output_padding
+        if all(any(op is not None for op in m) for m in matches):
+            params: dict = dict(strides=fe.per_axis_value(spec.stride), padding=padding)
+            if not all(None in m for m in matches):
+                params["output_padding"] = fe.per_axis_value(
+                    [next(op for op in m if op is not None) for m in matches]
+                )
+            params["data_format"] = spec.layout
+            if any(d != 1 for d in spec.dilation):
+                params["dilation_rate"] = fe.per_axis_value(spec.dilation)
+            return params
+    raise fe.NotExpressible(
+        f"cannot be expressed in keras: crop {spec.crop} is not what padding 'valid' or "
+        "'same' gives with any output_padding"
+    )
+
+
+def _call(
+    inputs,
+    kernel,
+    bias,
+    make_spec,
+    *,
+    strides,
+    padding,
+    output_padding,
+    data_format,
+    dilation_rate,
+    backend,
+    method,
+    precision,
+    preferred_element_type,
+):
+    fe.check_arrays(FRAMEWORK, ("inputs", "kernel", "bias"), inputs, kernel, bias)
+    ndim = jnp.ndim(kernel) - 2
+    if ndim < 1 or jnp.ndim(inputs) != ndim + 2:
+        raise ValueError(
+            "keras: conv_transpose expects a kernel (*kernel_size, filters, in_channels) and "
+            f"inputs with two more dimensions than its kernel_size, got inputs "
+            f"{tuple(jnp.shape(inputs))} and kernel {tuple(jnp.shape(kernel))}"
+        )
+    spec = make_spec(
+        ndim,
+        strides=strides,
+        padding=padding,
+        output_padding=output_padding,
+        data_format=data_format,
+        dilation_rate=dilation_rate,
+        kernel_size=jnp.shape(kernel)[:-2],
+        input_size=fe.spatial_shape(inputs, ndim, _data_format(data_format) == "channels_last"),
+        backend=backend,
+    )
+    weight = weight_to_canonical(kernel, ndim=ndim, groups=1)
+    # An axis of length 0: both backends return an empty array.
+    empty = fe.cropped_to_nothing(inputs, weight, spec, FRAMEWORK, padding)
+    if empty is not None:
+        return empty
+    return fe.call(
+        inputs,
+        weight,
+        bias,
+        spec,
+        FRAMEWORK,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        names=("inputs", "kernel", "bias", "padding"),
+    )
+
+
+def conv_transpose(
+    inputs: jax.Array,
+    kernel: jax.Array,
+    strides: Any = 1,
+    padding: str = "valid",
+    output_padding: Any = None,
+    data_format: str | None = None,
+    dilation_rate: Any = 1,
+    *,
+    backend: str = "tensorflow",
+    method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
+    """``keras.ops.conv_transpose``.
+
+    Args:
+      inputs: ``(N, *spatial, C_in)`` (``"channels_last"``, the default) or
+        ``(N, C_in, *spatial)``.
+      kernel: ``(*kernel_size, filters, C_in)``.
+      strides, dilation_rate: an int or one per spatial axis.
+      padding: ``"valid"`` or ``"same"`` (any case).
+      output_padding: ``None`` or an int or one per spatial axis (see the module
+        docstring for the lengths they give).
+      backend: ``"tensorflow"`` (rejects what Keras's TensorFlow backend rejects) or
+        ``"jax"`` (computes every configuration, as Keras's JAX backend does).
+
+    Returns:
+      ``(N, *out, filters)`` or ``(N, filters, *out)``.
+    """
+    return _call(
+        inputs,
+        kernel,
+        None,
+        to_spec,
+        strides=strides,
+        padding=padding,
+        output_padding=output_padding,
+        data_format=data_format,
+        dilation_rate=dilation_rate,
+        backend=backend,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
+
+
+def conv_transpose_layer(
+    inputs: jax.Array,
+    kernel: jax.Array,
+    bias: jax.Array | None = None,
+    *,
+    strides: Any = 1,
+    padding: str = "valid",
+    output_padding: Any = None,
+    data_format: str | None = None,
+    dilation_rate: Any = 1,
+    backend: str = "tensorflow",
+    method: str = "auto",
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
+    """What ``keras.layers.Conv{N}DTranspose(filters, kernel_size, strides, padding,
+    output_padding, data_format, dilation_rate)`` computes before its activation, with
+    the layer's ``kernel`` ``(*kernel_size, filters, C_in)`` and ``bias`` ``(filters,)``,
+    and the layer's checks (`layer_to_spec`)."""
+    return _call(
+        inputs,
+        kernel,
+        bias,
+        layer_to_spec,
+        strides=strides,
+        padding=padding,
+        output_padding=output_padding,
+        data_format=data_format,
+        dilation_rate=dilation_rate,
+        backend=backend,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
+
+
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(
+        Option("strides", "strides, one value or one per axis", short="-s"),
+        Option("padding", "valid or same", kind="choice", choices=("valid", "same"), short="-p"),
+        Option("output_padding", "output_padding (default None)"),
+        Option("dilation_rate", "dilation_rate, one value or one per axis", short="-d"),
+        Option(
+            "data_format",
+            "channels_last (default) or channels_first",
+            kind="choice",
+            choices=DATA_FORMATS,
+        ),
+    ),
+    weight_to_canonical=weight_to_canonical,
+    weight_from_canonical=weight_from_canonical,
+    summary="keras.ops.conv_transpose / Conv{1,2,3}DTranspose (kernel [*k, out, in], no groups)",
+)
