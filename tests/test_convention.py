@@ -19,6 +19,7 @@ NAMES = [
     "onnx",
     "tensorflow",
     "keras",
+    "mindspore",
 ]
 
 

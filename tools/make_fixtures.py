@@ -9,6 +9,7 @@
     $O/tf/bin/python tools/make_fixtures.py tensorflow
     KERAS_BACKEND=tensorflow $O/tf/bin/python tools/make_fixtures.py keras
     KERAS_BACKEND=jax $O/tf/bin/python tools/make_fixtures.py keras_jax
+    $O/mindspore/bin/python tools/make_fixtures.py mindspore  # needs numpy<2 there
 
 Each writes ``tests/fixtures/FRAMEWORK.npz``: for every random configuration the call's
 arguments (JSON), the inputs, the output, the cotangent and the gradients with respect
@@ -37,6 +38,7 @@ COUNTS = {
     "tensorflow": 240,
     "keras": 240,
     "keras_jax": 60,
+    "mindspore": 260,
 }
 
 
@@ -880,6 +882,173 @@ def keras_fixtures(count, rng, backend="tensorflow"):
     return cases, arrays, rejected, dict(keras=keras.__version__, backend=backend)
 
 
+# ---------------------------------------------------------------------------- mindspore
+
+
+def mindspore_case(rng):
+    """A random nn.Conv{1,2,3}dTranspose: its constructor arguments and shapes."""
+    ndim = int(rng.integers(1, 4))
+    axes = draw_axes(rng, ndim, {1: 7, 2: 5, 3: 3}[ndim])
+    if ndim == 3:
+        axes[0]["d"] = 1  # MindSpore refuses a depth dilation (recorded among the errors)
+    pad_mode = str(rng.choice(["same", "valid", "pad", "pad"]))
+    kw = dict(pad_mode=pad_mode)
+    ints = (
+        (lambda key: int(axes[0][key]))
+        if ndim == 1
+        else (lambda key: scalar_or_list(rng, [a[key] for a in axes]))
+    )
+    kw["stride"], kw["dilation"] = ints("s"), ints("d")
+    if pad_mode == "pad":
+        pads = [int(rng.integers(0, a["d"] * (a["k"] - 1) + 1)) for a in axes for _ in (0, 1)]
+        if ndim == 1 or rng.random() < 0.3:
+            kw["padding"] = pads[0]
+        else:
+            kw["padding"] = pads
+        if ndim > 1 and rng.random() < 0.5:
+            kw["output_padding"] = scalar_or_list(
+                rng, [int(rng.integers(0, max(a["s"], a["d"]))) for a in axes]
+            )
+    group = int(rng.choice([1, 1, 2]))
+    c_in, c_out = group * int(rng.integers(1, 3)), group * int(rng.integers(1, 3))
+    kw["group"], kw["has_bias"] = group, bool(rng.random() < 0.5)
+    for key in ("stride", "dilation", "padding", "output_padding"):
+        if isinstance(kw.get(key), list):
+            kw[key] = tuple(kw[key])
+    kernel = [a["k"] for a in axes]
+    x_shape = [int(rng.integers(1, 3)), c_in, *[a["n"] for a in axes]]
+    return ndim, c_in, c_out, (kernel[0] if ndim == 1 else tuple(kernel)), kw, x_shape
+
+
+MINDSPORE_ERRORS = [
+    dict(
+        param="output_padding",
+        ndim=2,
+        x=[1, 2, 5, 5],
+        cout=3,
+        k=3,
+        kwargs=dict(stride=2, pad_mode="same", output_padding=1),
+    ),
+    dict(
+        param="output_padding",
+        ndim=2,
+        x=[1, 2, 5, 5],
+        cout=3,
+        k=3,
+        kwargs=dict(stride=2, pad_mode="pad", padding=1, output_padding=2),
+    ),
+    dict(
+        param="padding",
+        ndim=2,
+        x=[1, 2, 5, 5],
+        cout=3,
+        k=3,
+        kwargs=dict(stride=2, pad_mode="same", padding=1),
+    ),
+    dict(
+        param="padding",
+        ndim=2,
+        x=[1, 2, 5, 5],
+        cout=3,
+        k=3,
+        kwargs=dict(stride=2, pad_mode="pad", padding=(1, 1, 1)),
+    ),
+    dict(param="pad_mode", ndim=2, x=[1, 2, 5, 5], cout=3, k=3, kwargs=dict(pad_mode="full")),
+    dict(
+        param="dilation",
+        ndim=3,
+        x=[1, 2, 3, 3, 3],
+        cout=2,
+        k=3,
+        kwargs=dict(pad_mode="same", dilation=(2, 1, 1)),
+    ),
+    dict(
+        param="output_padding",
+        ndim=3,
+        x=[1, 2, 3, 3, 3],
+        cout=2,
+        k=3,
+        kwargs=dict(stride=2, pad_mode="valid", output_padding=1),
+    ),
+    dict(
+        param="padding",
+        ndim=3,
+        x=[1, 2, 3, 3, 3],
+        cout=2,
+        k=3,
+        kwargs=dict(pad_mode="pad", padding=(1, 1, 1, 1)),
+    ),
+    dict(
+        param="padding", ndim=1, x=[1, 2, 5], cout=2, k=3, kwargs=dict(pad_mode="valid", padding=1)
+    ),
+    dict(param="group", ndim=2, x=[1, 3, 5, 5], cout=4, k=3, kwargs=dict(group=2)),
+]
+
+
+def mindspore_fixtures(count, rng):
+    import mindspore as ms
+    from mindspore import Tensor, nn
+
+    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    classes = {1: nn.Conv1dTranspose, 2: nn.Conv2dTranspose, 3: nn.Conv3dTranspose}
+    cases, arrays, rejected = [], {}, []
+    while len(cases) < count:
+        ndim, c_in, c_out, kernel, kw, x_shape = mindspore_case(rng)
+        x = rng.standard_normal(x_shape).astype("float32")
+        try:
+            net = classes[ndim](c_in, c_out, kernel, **kw)
+            w = rng.standard_normal(net.weight.shape).astype("float32")
+            net.weight.set_data(Tensor(w))
+            b = None
+            if kw["has_bias"]:
+                b = rng.standard_normal(net.bias.shape).astype("float32")
+                net.bias.set_data(Tensor(b))
+            y = net(Tensor(x)).asnumpy()
+            g = rng.standard_normal(y.shape).astype("float32")
+
+            g_tensor = Tensor(g)
+
+            def loss(x, net=net, g_tensor=g_tensor):
+                return (net(x) * g_tensor).sum()
+
+            _, (gx, grads) = ms.value_and_grad(loss, 0, net.trainable_params())(Tensor(x))
+        except Exception as e:  # noqa: BLE001 - the framework's rejection is the record
+            if len(rejected) < 20:
+                rejected.append(
+                    dict(
+                        ndim=ndim,
+                        x=x_shape,
+                        cout=c_out,
+                        k=kernel,
+                        kwargs=kw,
+                        raised=type(e).__name__,
+                        message=str(e).strip()[:300],
+                    )
+                )
+            continue
+        i = len(cases)
+        cases.append(
+            dict(
+                function=f"conv{ndim}d_transpose",
+                in_channels=c_in,
+                out_channels=c_out,
+                kernel_size=kernel,
+                kwargs=kw,
+            )
+        )
+        named = dict(gx=gx.asnumpy(), gw=grads[0].asnumpy())
+        if b is not None:
+            named["gb"] = grads[1].asnumpy()
+        store(arrays, i, x=x, w=w, b=b, g=g, y=y, **named)
+
+    def build(case):
+        net = classes[case["ndim"]](case["x"][1], case["cout"], case["k"], **case["kwargs"])
+        net(Tensor(np.ones(case["x"], "float32")))
+
+    rejected += check_errors(build, MINDSPORE_ERRORS)
+    return cases, arrays, rejected, dict(mindspore=ms.__version__)
+
+
 # ---------------------------------------------------------------------------- common
 
 
@@ -913,6 +1082,7 @@ def main():
             "onnx": 4,
             "tensorflow": 5,
             "keras": 6,
+            "mindspore": 8,
             "keras_jax": 7,
         }[framework]
     )
@@ -923,6 +1093,7 @@ def main():
         "onnx": onnx_fixtures,
         "tensorflow": tensorflow_fixtures,
         "keras": keras_fixtures,  # KERAS_BACKEND=tensorflow
+        "mindspore": mindspore_fixtures,
         "keras_jax": lambda count, rng: keras_fixtures(count, rng, "jax"),  # KERAS_BACKEND=jax
     }[framework]
     cases, arrays, errors, versions = make(count, rng)

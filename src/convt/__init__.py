@@ -24,6 +24,7 @@ _LAZY = (
     "onnx",
     "tensorflow",
     "keras",
+    "mindspore",
     "convention",
     "lowering",
     "cli",

@@ -41,6 +41,7 @@ MODULES: dict[str, str] = {
     "onnx": "convt.onnx",
     "tensorflow": "convt.tensorflow",
     "keras": "convt.keras",
+    "mindspore": "convt.mindspore",
 }
 
 OptionKind = Literal["ints", "sizes", "int", "padding", "pairs", "choice"]
