@@ -20,6 +20,7 @@ NAMES = [
     "tensorflow",
     "keras",
     "mindspore",
+    "mxnet",
 ]
 
 

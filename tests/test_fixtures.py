@@ -18,6 +18,7 @@ import convt.chainer
 import convt.keras
 import convt.megengine
 import convt.mindspore
+import convt.mxnet
 import convt.paddle
 import convt.tensorflow
 from helpers import assert_close
@@ -31,9 +32,11 @@ MODULES = {
     "keras": convt.keras,
     "keras_jax": convt.keras,  # recorded on Keras's JAX backend
     "mindspore": convt.mindspore,
+    "mxnet": convt.mxnet,
+    "mxnet_native": convt.mxnet,  # target_shape calls, on MXNet's own kernels
 }
 # Recorded rejections that name the parameter the framework complains about.
-NAMED_ERRORS = ("paddle", "chainer", "megengine", "mindspore")
+NAMED_ERRORS = ("paddle", "chainer", "megengine", "mindspore", "mxnet", "mxnet_native")
 
 
 @cache
@@ -124,6 +127,8 @@ def test_rejects_what_framework_rejects(framework, index):
             "paddle": f"conv{case.get('ndim')}d_transpose",
             "megengine": f"conv_transpose{case.get('ndim')}d",
             "mindspore": f"conv{case.get('ndim')}d_transpose",
+            "mxnet": "deconvolution",
+            "mxnet_native": "deconvolution",
         }[framework],
     )
     b = jnp.ones(case["bias"]) if "bias" in case else None
@@ -139,7 +144,7 @@ def test_rejects_what_framework_rejects(framework, index):
         fn(x, w, b, **kwargs)
     if case.get("param"):  # a recorded parameter check; else a failure of the layer's kernel
         assert re.search(rf"\b{case['param']}\b", str(info.value)), (str(info.value), case)
-    assert str(info.value).startswith(f"{framework}:")
+    assert str(info.value).startswith(f"{module.FRAMEWORK}:")
 
 
 def test_fixture_counts():

@@ -10,6 +10,8 @@
     KERAS_BACKEND=tensorflow $O/tf/bin/python tools/make_fixtures.py keras
     KERAS_BACKEND=jax $O/tf/bin/python tools/make_fixtures.py keras_jax
     $O/mindspore/bin/python tools/make_fixtures.py mindspore  # needs numpy<2 there
+    $O/mxnet/bin/python tools/make_fixtures.py mxnet
+    $O/mxnet/bin/python tools/make_fixtures.py mxnet_native  # target_shape, MKL-DNN off
 
 Each writes ``tests/fixtures/FRAMEWORK.npz``: for every random configuration the call's
 arguments (JSON), the inputs, the output, the cotangent and the gradients with respect
@@ -39,6 +41,8 @@ COUNTS = {
     "keras": 240,
     "keras_jax": 60,
     "mindspore": 260,
+    "mxnet": 240,
+    "mxnet_native": 80,
 }
 
 
@@ -1049,6 +1053,131 @@ def mindspore_fixtures(count, rng):
     return cases, arrays, rejected, dict(mindspore=ms.__version__)
 
 
+# ---------------------------------------------------------------------------- mxnet
+
+
+def mxnet_case(rng, native):
+    """A random mx.nd.Deconvolution call: its keyword arguments and shapes (``native``:
+    1-D or 2-D with a target_shape, for MXNet's own kernels; otherwise no target_shape,
+    for its MKL-DNN kernels)."""
+    ndim = int(rng.integers(1, 3 if native else 4))
+    axes = draw_axes(rng, ndim, {1: 7, 2: 5, 3: 3}[ndim])
+    group = int(rng.choice([1, 1, 2]))
+    c_in, c_out = group * int(rng.integers(1, 3)), group * int(rng.integers(1, 3))
+    kw = dict(kernel=[a["k"] for a in axes], num_filter=c_out)
+    if group > 1 or rng.random() < 0.2:
+        kw["num_group"] = group
+    if rng.random() < 0.8:
+        kw["stride"] = [a["s"] for a in axes]
+    else:
+        for a in axes:
+            a["s"] = 1
+    # MXNet's own kernels (native) get dilated layers wrong at the end of the output
+    # (see docs/conventions/mxnet.md): the target_shape fixtures are undilated
+    if rng.random() < 0.4 and not native:
+        kw["dilate"] = [a["d"] for a in axes]
+    else:
+        for a in axes:
+            a["d"] = 1
+    if native:  # target_shape: pad and adj are derived from it
+        kw["target_shape"] = [
+            max(1, full_len(a["n"], a["k"], a["s"], a["d"]) - int(rng.integers(0, 4))) for a in axes
+        ]
+    else:
+        if rng.random() < 0.7:
+            kw["pad"] = [int(rng.integers(0, (a["d"] * (a["k"] - 1)) // 2 + 1)) for a in axes]
+        if rng.random() < 0.4:
+            kw["adj"] = [int(rng.integers(0, a["s"])) for a in axes]
+    no_bias = bool(rng.random() < 0.5)
+    if not no_bias or rng.random() < 0.3:
+        kw["no_bias"] = no_bias
+    x_shape = [int(rng.integers(1, 3)), c_in, *[a["n"] for a in axes]]
+    w_shape = [c_in, c_out // group, *[a["k"] for a in axes]]
+    return ndim, kw, x_shape, w_shape, no_bias
+
+
+MXNET_ERRORS = [
+    dict(
+        param="adj",
+        x=[1, 2, 5],
+        w=[2, 3, 3],
+        kwargs=dict(kernel=[3], num_filter=3, stride=[2], adj=[2]),
+    ),
+    dict(param="kernel", x=[1, 2, 5], w=[2, 3, 3], kwargs=dict(kernel=[2], num_filter=3)),
+    dict(param="num_filter", x=[1, 2, 5], w=[2, 3, 3], kwargs=dict(kernel=[3], num_filter=4)),
+    dict(
+        param="target_shape",
+        x=[1, 2, 5],
+        w=[2, 3, 3],
+        kwargs=dict(kernel=[3], num_filter=3, stride=[2], target_shape=[12]),
+    ),
+    dict(
+        param="num_group",
+        x=[1, 3, 5],
+        w=[3, 3, 3],
+        kwargs=dict(kernel=[3], num_filter=3, num_group=2),
+    ),
+    dict(
+        param="stride",
+        x=[1, 2, 5, 5],
+        w=[2, 3, 3, 3],
+        kwargs=dict(kernel=[3, 3], num_filter=3, stride=[2]),
+    ),
+]
+
+
+def mxnet_fixtures(count, rng, native=False):
+    """mx.nd.Deconvolution on the CPU. MXNet 1.9.1's default (MKL-DNN) kernels fail on
+    every target_shape call ("could not create a descriptor for a dilated
+    deconvolution"), and its own kernels (MXNET_MKLDNN_ENABLED=0) have no 3-D
+    deconvolution: ``native`` records the target_shape calls with its own kernels."""
+    if native:
+        os.environ["MXNET_MKLDNN_ENABLED"] = "0"
+    os.environ["MXNET_STORAGE_FALLBACK_LOG_VERBOSE"] = "0"
+    import mxnet as mx
+
+    cases, arrays, rejected = [], {}, []
+    while len(cases) < count:
+        ndim, kw, x_shape, w_shape, no_bias = mxnet_case(rng, native)
+        x = rng.standard_normal(x_shape).astype("float32")
+        w = rng.standard_normal(w_shape).astype("float32")
+        b = None if no_bias else rng.standard_normal(kw["num_filter"]).astype("float32")
+        args = [mx.nd.array(v) for v in (x, w, b) if v is not None]
+        for a in args:
+            a.attach_grad()
+        try:
+            with mx.autograd.record():
+                y = mx.nd.Deconvolution(*args, **kw)
+            g = rng.standard_normal(y.shape).astype("float32")
+            y.backward(mx.nd.array(g))
+            y_np = y.asnumpy()
+            grads = [a.grad.asnumpy() for a in args]
+        except Exception as e:  # noqa: BLE001 - the framework's rejection is the record
+            if len(rejected) < 20:
+                rejected.append(
+                    dict(
+                        ndim=ndim,
+                        x=x_shape,
+                        w=w_shape,
+                        kwargs=kw,
+                        raised=type(e).__name__,
+                        message=str(e).strip()[-300:],
+                    )
+                )
+            continue
+        i = len(cases)
+        cases.append(dict(function="deconvolution", kwargs=kw))
+        store(arrays, i, x=x, w=w, b=b, g=g, y=y_np, **dict(zip(("gx", "gw", "gb"), grads)))
+
+    def run(case):
+        args = [mx.nd.array(np.ones(case[k], "float32")) for k in ("x", "w")]
+        mx.nd.Deconvolution(*args, no_bias=True, **case["kwargs"]).asnumpy()
+
+    if not native:
+        rejected += check_errors(run, MXNET_ERRORS)
+    return cases, arrays, rejected, dict(mxnet=mx.__version__, mkldnn=not native)
+
+
 # ---------------------------------------------------------------------------- common
 
 
@@ -1083,6 +1212,8 @@ def main():
             "tensorflow": 5,
             "keras": 6,
             "mindspore": 8,
+            "mxnet": 9,
+            "mxnet_native": 10,
             "keras_jax": 7,
         }[framework]
     )
@@ -1094,6 +1225,8 @@ def main():
         "tensorflow": tensorflow_fixtures,
         "keras": keras_fixtures,  # KERAS_BACKEND=tensorflow
         "mindspore": mindspore_fixtures,
+        "mxnet": mxnet_fixtures,
+        "mxnet_native": lambda count, rng: mxnet_fixtures(count, rng, native=True),
         "keras_jax": lambda count, rng: keras_fixtures(count, rng, "jax"),  # KERAS_BACKEND=jax
     }[framework]
     cases, arrays, errors, versions = make(count, rng)

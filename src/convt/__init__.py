@@ -25,6 +25,7 @@ _LAZY = (
     "tensorflow",
     "keras",
     "mindspore",
+    "mxnet",
     "convention",
     "lowering",
     "cli",

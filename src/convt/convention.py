@@ -42,6 +42,7 @@ MODULES: dict[str, str] = {
     "tensorflow": "convt.tensorflow",
     "keras": "convt.keras",
     "mindspore": "convt.mindspore",
+    "mxnet": "convt.mxnet",
 }
 
 OptionKind = Literal["ints", "sizes", "int", "padding", "pairs", "choice"]
