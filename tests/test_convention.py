@@ -21,6 +21,9 @@ NAMES = [
     "keras",
     "mindspore",
     "mxnet",
+    "flax",
+    "equinox",
+    "haiku",
 ]
 
 

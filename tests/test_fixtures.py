@@ -15,6 +15,9 @@ import numpy as np
 import pytest
 
 import convt.chainer
+import convt.equinox
+import convt.flax
+import convt.haiku
 import convt.keras
 import convt.megengine
 import convt.mindspore
@@ -34,9 +37,27 @@ MODULES = {
     "mindspore": convt.mindspore,
     "mxnet": convt.mxnet,
     "mxnet_native": convt.mxnet,  # target_shape calls, on MXNet's own kernels
+    "equinox": convt.equinox,
+    "flax": convt.flax,
+    "haiku": convt.haiku,
+}
+# The layer arguments a recorded layer case holds that the functional form takes from
+# its arrays instead.
+LAYER_ONLY = {
+    "equinox": ("use_bias", "kernel_size"),
+    "flax": ("use_bias", "kernel_size"),
+    "haiku": ("with_bias", "kernel_shape"),
 }
 # Recorded rejections that name the parameter the framework complains about.
-NAMED_ERRORS = ("paddle", "chainer", "megengine", "mindspore", "mxnet", "mxnet_native")
+NAMED_ERRORS = (
+    "paddle",
+    "chainer",
+    "megengine",
+    "mindspore",
+    "mxnet",
+    "mxnet_native",
+    "equinox",
+)
 
 
 @cache
@@ -71,6 +92,8 @@ def test_matches_framework(framework, index):
 
     if framework == "keras_jax":
         kwargs = dict(kwargs, backend="jax")
+    if framework in LAYER_ONLY:  # the layer's arguments; the bias is there or not
+        kwargs = {k: v for k, v in kwargs.items() if k not in LAYER_ONLY[framework]}
     if framework == "mindspore":  # the layer's arguments; the bias is there or not
         kwargs = {k: v for k, v in kwargs.items() if k != "has_bias"}
         kernel = convt.mindspore.weight_to_canonical(w, ndim=x.ndim - 2, groups=1).shape[2:]
@@ -129,6 +152,7 @@ def test_rejects_what_framework_rejects(framework, index):
             "mindspore": f"conv{case.get('ndim')}d_transpose",
             "mxnet": "deconvolution",
             "mxnet_native": "deconvolution",
+            "equinox": "conv_transpose",
         }[framework],
     )
     b = jnp.ones(case["bias"]) if "bias" in case else None
@@ -138,6 +162,11 @@ def test_rejects_what_framework_rejects(framework, index):
         kernel = k if isinstance(k, list) else [k] * n
         case = dict(case, w=[case["x"][1], max(case["cout"] // group, 1), *kernel])
         kwargs = {k: v for k, v in kwargs.items() if k != "has_bias"}
+    if framework == "equinox":  # recorded as a layer: unbatched input, kernel_size
+        n, k, group = case["ndim"], kwargs["kernel_size"], kwargs.get("groups", 1)
+        kernel = k if isinstance(k, list) else [k] * n
+        case = dict(case, w=[case["c_out"], case["x"][0] // group, *kernel])
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("use_bias", "kernel_size")}
     x = np.ones(case["x"], case.get("x_dtype", "float32"))
     w = np.ones(case["w"], case.get("w_dtype", "float32"))
     with pytest.raises((ValueError, TypeError)) as info:

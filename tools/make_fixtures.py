@@ -12,6 +12,9 @@
     $O/mindspore/bin/python tools/make_fixtures.py mindspore  # needs numpy<2 there
     $O/mxnet/bin/python tools/make_fixtures.py mxnet
     $O/mxnet/bin/python tools/make_fixtures.py mxnet_native  # target_shape, MKL-DNN off
+    $O/torch/bin/python tools/make_fixtures.py flax           # flax.nnx and flax.linen
+    $O/torch/bin/python tools/make_fixtures.py equinox
+    $O/tf/bin/python tools/make_fixtures.py haiku
 
 Each writes ``tests/fixtures/FRAMEWORK.npz``: for every random configuration the call's
 arguments (JSON), the inputs, the output, the cotangent and the gradients with respect
@@ -43,6 +46,9 @@ COUNTS = {
     "mindspore": 260,
     "mxnet": 240,
     "mxnet_native": 80,
+    "flax": 200,
+    "equinox": 200,
+    "haiku": 160,
 }
 
 
@@ -1178,6 +1184,284 @@ def mxnet_fixtures(count, rng, native=False):
     return cases, arrays, rejected, dict(mxnet=mx.__version__, mkldnn=not native)
 
 
+# ---------------------------------------------------------------------------- flax, equinox, haiku
+
+
+def _forked(work):
+    """``work()`` in a forked child: XLA's CPU compiler aborts the process on some
+    lhs-dilated convolutions that these libraries emit. Returns ``("ok", result)``,
+    ``("error", (type, message))`` or ``("aborted", signal)``. The parent must not have
+    run JAX computations (its threads would not survive the fork)."""
+    import pickle
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read)
+        try:
+            out = ("ok", work())
+        except Exception as e:  # noqa: BLE001 - reported to the parent
+            out = ("error", (type(e).__name__, str(e).strip()[-300:]))
+        with os.fdopen(write, "wb") as f:
+            pickle.dump(out, f)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    return pickle.loads(data) if data else ("aborted", os.WTERMSIG(status))
+
+
+def _jax_record(rng, fn, x, params):
+    """Runs ``fn(x, params)`` under jax.vjp: output, cotangent and gradients (as numpy)."""
+    import jax
+    import jax.numpy as jnp
+
+    y, vjp = jax.vjp(fn, jnp.asarray(x), params)
+    g = rng.standard_normal(y.shape).astype("float32")
+    gx, gp = vjp(jnp.asarray(g))
+    return np.asarray(y), g, np.asarray(gx), {k: np.asarray(v) for k, v in gp.items()}
+
+
+def _jax_cases(count, rng, draw, run, names):
+    """The shared loop of the JAX libraries' generators: ``draw(rng)`` a case,
+    ``run(case, rng)`` it in a forked child; XLA aborts are counted, not recorded."""
+    cases, arrays, rejected, aborted = [], {}, [], 0
+    while len(cases) < count:
+        case = draw(rng)
+        case_rng = np.random.default_rng(rng.integers(2**32))
+        status, out = _forked(lambda case=case, case_rng=case_rng: run(case, case_rng))
+        if status == "aborted":
+            aborted += 1
+            continue
+        if status == "error":
+            if len(rejected) < 20:
+                rejected.append(dict(case["meta"], raised=out[0], message=out[1]))
+            continue
+        x, params, y, g, gx, gp = out
+        i = len(cases)
+        cases.append(case["record"])
+        w, b = names
+        store(arrays, i, x=x, w=params[w], b=params.get(b), g=g, y=y, gx=gx, gw=gp[w], gb=gp.get(b))
+    return cases, arrays, rejected, aborted
+
+
+def flax_case(rng):
+    ndim = int(rng.integers(1, 4))
+    axes = draw_axes(rng, ndim, {1: 6, 2: 5, 3: 3}[ndim])
+    kw = dict(kernel_size=[a["k"] for a in axes])
+    form = str(rng.choice(["SAME", "VALID", "CIRCULAR", "int", "pairs", "ints"]))
+    if form == "int":
+        kw["padding"] = int(rng.integers(0, 3))
+    elif form == "pairs":
+        kw["padding"] = [[int(rng.integers(-1, 3)), int(rng.integers(-1, 3))] for _ in axes]
+    elif form == "ints":
+        kw["padding"] = [int(rng.integers(0, 3)) for _ in axes]
+    else:
+        kw["padding"] = form
+    if rng.random() < 0.8:
+        kw["strides"] = scalar_or_list(rng, [a["s"] for a in axes])
+    if rng.random() < 0.3:
+        kw["kernel_dilation"] = scalar_or_list(rng, [a["d"] for a in axes])
+    kw["transpose_kernel"] = bool(rng.random() < 0.5)
+    kw["use_bias"] = bool(rng.random() < 0.7)
+    batch = [[], [2], [2, 1]][int(rng.choice([0, 1, 1, 2]))]
+    c_in, c_out = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    x_shape = [*batch, *[a["n"] for a in axes], c_in]
+    return ndim, kw, x_shape, c_in, c_out
+
+
+def flax_fixtures(count, rng):
+    """flax.nnx.ConvTranspose (and, for every fifth case, flax.linen.ConvTranspose)."""
+    import flax
+    import jax
+    from flax import linen, nnx
+
+    def draw(rng):
+        ndim, kw, x_shape, c_in, c_out = flax_case(rng)
+        api = "linen" if rng.random() < 0.2 else "nnx"
+        meta = dict(ndim=ndim, x=x_shape, c_out=c_out, kwargs=kw, api=api)
+        return dict(
+            meta=meta,
+            record=dict(function="conv_transpose", api=api, kwargs=kw),
+            args=(ndim, kw, x_shape, c_in, c_out, api),
+        )
+
+    def run(case, rng):
+        ndim, kw, x_shape, c_in, c_out, api = case["args"]
+        layer_kw = dict(kw)
+        if isinstance(kw["padding"], list) and isinstance(kw["padding"][0], list):
+            layer_kw["padding"] = [tuple(p) for p in kw["padding"]]
+        x = rng.standard_normal(x_shape).astype("float32")
+        if api == "linen":
+            module = linen.ConvTranspose(c_out, **layer_kw)
+            shapes = module.init(jax.random.key(0), x)["params"]
+            params = {k: rng.standard_normal(v.shape).astype("float32") for k, v in shapes.items()}
+            fn = lambda x, p: module.apply({"params": p}, x)  # noqa: E731
+        else:
+            module = nnx.ConvTranspose(c_in, c_out, rngs=nnx.Rngs(0), **layer_kw)
+            params = {"kernel": rng.standard_normal(module.kernel.shape).astype("float32")}
+            if module.bias is not None:
+                params["bias"] = rng.standard_normal(module.bias.shape).astype("float32")
+            graphdef, state = nnx.split(module)
+
+            def fn(x, p):
+                m = nnx.merge(graphdef, state)  # a module of this trace, to set params on
+                m.kernel.value = p["kernel"]
+                if "bias" in p:
+                    m.bias.value = p["bias"]
+                return m(x)
+
+        return (x, params, *_jax_record(rng, fn, x, params))
+
+    cases, arrays, rejected, aborted = _jax_cases(count, rng, draw, run, ("kernel", "bias"))
+    return (
+        cases,
+        arrays,
+        rejected,
+        dict(flax=flax.__version__, jax=jax.__version__, xla_aborts_skipped=aborted),
+    )
+
+
+def equinox_case(rng):
+    ndim = int(rng.integers(1, 4))
+    axes = draw_axes(rng, ndim, {1: 6, 2: 5, 3: 3}[ndim])
+    groups = int(rng.choice([1, 1, 2]))
+    c_in, c_out = groups * int(rng.integers(1, 3)), groups * int(rng.integers(1, 3))
+    kw = dict(kernel_size=scalar_or_list(rng, [a["k"] for a in axes]))
+    kw["stride"] = scalar_or_list(rng, [a["s"] for a in axes])
+    if rng.random() < 0.3:
+        kw["dilation"] = scalar_or_list(rng, [a["d"] for a in axes])
+    else:
+        for a in axes:
+            a["d"] = 1
+    mode = "CIRCULAR" if rng.random() < 0.15 else "ZEROS"
+    form = str(rng.choice(["SAME", "SAME_LOWER", "VALID", "int", "ints", "pairs"]))
+    if mode == "CIRCULAR":
+        form = str(rng.choice(["SAME", "SAME_LOWER"]))
+    if form == "int":
+        kw["padding"] = int(rng.integers(0, 3))
+    elif form == "ints":
+        kw["padding"] = [int(rng.integers(0, 3)) for _ in axes]
+    elif form == "pairs":
+        kw["padding"] = [[int(rng.integers(0, 3)), int(rng.integers(0, 3))] for _ in axes]
+    else:
+        kw["padding"] = form
+    if mode == "ZEROS" and rng.random() < 0.5:
+        kw["output_padding"] = scalar_or_list(rng, [int(rng.integers(0, a["s"])) for a in axes])
+    if mode == "CIRCULAR":
+        kw["padding_mode"] = mode
+    kw["groups"] = groups
+    kw["use_bias"] = bool(rng.random() < 0.7)
+    x_shape = [c_in, *[a["n"] for a in axes]]
+    return ndim, kw, x_shape, c_in, c_out
+
+
+def equinox_fixtures(count, rng):
+    import equinox as eqx
+    import jax
+
+    def draw(rng):
+        ndim, kw, x_shape, c_in, c_out = equinox_case(rng)
+        meta = dict(ndim=ndim, x=x_shape, c_out=c_out, kwargs=kw)
+        return dict(
+            meta=meta,
+            record=dict(function="conv_transpose", kwargs=kw),
+            args=(ndim, kw, x_shape, c_in, c_out),
+        )
+
+    def run(case, rng):
+        ndim, kw, x_shape, c_in, c_out = case["args"]
+        layer_kw = dict(kw)
+        if isinstance(kw["padding"], list) and isinstance(kw["padding"][0], list):
+            layer_kw["padding"] = [tuple(p) for p in kw["padding"]]
+        x = rng.standard_normal(x_shape).astype("float32")
+        layer = eqx.nn.ConvTranspose(ndim, c_in, c_out, key=jax.random.key(0), **layer_kw)
+        params = {"weight": rng.standard_normal(layer.weight.shape).astype("float32")}
+        if layer.bias is not None:
+            params["bias"] = rng.standard_normal(layer.bias.shape).astype("float32")
+
+        def fn(x, p):
+            m = eqx.tree_at(lambda m: m.weight, layer, p["weight"])
+            if "bias" in p:
+                m = eqx.tree_at(lambda m: m.bias, m, p["bias"])
+            return m(x)
+
+        return (x, params, *_jax_record(rng, fn, x, params))
+
+    cases, arrays, rejected, aborted = _jax_cases(count, rng, draw, run, ("weight", "bias"))
+    return (
+        cases,
+        arrays,
+        rejected,
+        dict(equinox=eqx.__version__, jax=jax.__version__, xla_aborts_skipped=aborted),
+    )
+
+
+def haiku_case(rng):
+    ndim = int(rng.integers(1, 4))
+    axes = draw_axes(rng, ndim, {1: 6, 2: 5, 3: 3}[ndim])
+    kw = dict(kernel_shape=scalar_or_list(rng, [a["k"] for a in axes]))
+    kw["stride"] = scalar_or_list(rng, [a["s"] for a in axes])
+    form = str(rng.choice(["SAME", "VALID", "pairs", "SAME", "VALID"]))
+    if form == "pairs":
+        kw["padding"] = [[int(rng.integers(0, 4)), int(rng.integers(0, 4))] for _ in axes]
+    else:
+        kw["padding"] = form
+        if rng.random() < 0.5:  # an output_shape in the range the padding accepts
+            sizes = []
+            for a in axes:
+                k, s, n = a["k"], a["s"], a["n"]
+                low, high = (
+                    ((n - 1) * s + 1, n * s) if form == "SAME" else ((n - 1) * s + k, n * s + k - 1)
+                )
+                sizes.append(int(rng.integers(low, high + 1 + (rng.random() < 0.1))))
+            kw["output_shape"] = sizes
+    kw["with_bias"] = bool(rng.random() < 0.7)
+    kw["data_format"] = "channels_last" if rng.random() < 0.7 else "channels_first"
+    c_in, c_out = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    spatial = [a["n"] for a in axes]
+    x_shape = [*spatial, c_in] if kw["data_format"] == "channels_last" else [c_in, *spatial]
+    if rng.random() < 0.7:
+        x_shape = [int(rng.integers(1, 3)), *x_shape]
+    return ndim, kw, x_shape, c_out
+
+
+def haiku_fixtures(count, rng):
+    import haiku as hk
+    import jax
+
+    def draw(rng):
+        ndim, kw, x_shape, c_out = haiku_case(rng)
+        meta = dict(ndim=ndim, x=x_shape, c_out=c_out, kwargs=kw)
+        return dict(
+            meta=meta,
+            record=dict(function="conv_transpose", kwargs=kw),
+            args=(ndim, kw, x_shape, c_out),
+        )
+
+    def run(case, rng):
+        ndim, kw, x_shape, c_out = case["args"]
+        layer_kw = dict(kw)
+        if isinstance(kw["padding"], list):
+            layer_kw["padding"] = [tuple(p) for p in kw["padding"]]
+        x = rng.standard_normal(x_shape).astype("float32")
+        f = hk.without_apply_rng(
+            hk.transform(lambda x: hk.ConvNDTranspose(ndim, c_out, name="t", **layer_kw)(x))
+        )
+        shapes = f.init(jax.random.key(0), x)["t"]
+        params = {k: rng.standard_normal(v.shape).astype("float32") for k, v in shapes.items()}
+        return (x, params, *_jax_record(rng, lambda x, p: f.apply({"t": p}, x), x, params))
+
+    cases, arrays, rejected, aborted = _jax_cases(count, rng, draw, run, ("w", "b"))
+    return (
+        cases,
+        arrays,
+        rejected,
+        dict(haiku=hk.__version__, jax=jax.__version__, xla_aborts_skipped=aborted),
+    )
+
+
 # ---------------------------------------------------------------------------- common
 
 
@@ -1214,6 +1498,9 @@ def main():
             "mindspore": 8,
             "mxnet": 9,
             "mxnet_native": 10,
+            "flax": 11,
+            "equinox": 12,
+            "haiku": 13,
             "keras_jax": 7,
         }[framework]
     )
@@ -1226,6 +1513,9 @@ def main():
         "keras": keras_fixtures,  # KERAS_BACKEND=tensorflow
         "mindspore": mindspore_fixtures,
         "mxnet": mxnet_fixtures,
+        "flax": flax_fixtures,
+        "equinox": equinox_fixtures,
+        "haiku": haiku_fixtures,
         "mxnet_native": lambda count, rng: mxnet_fixtures(count, rng, native=True),
         "keras_jax": lambda count, rng: keras_fixtures(count, rng, "jax"),  # KERAS_BACKEND=jax
     }[framework]

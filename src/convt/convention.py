@@ -43,6 +43,9 @@ MODULES: dict[str, str] = {
     "keras": "convt.keras",
     "mindspore": "convt.mindspore",
     "mxnet": "convt.mxnet",
+    "flax": "convt.flax",
+    "equinox": "convt.equinox",
+    "haiku": "convt.haiku",
 }
 
 OptionKind = Literal["ints", "sizes", "int", "padding", "pairs", "choice"]

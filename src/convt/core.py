@@ -26,12 +26,21 @@ def choose_method(spec: ConvTransposeSpec, weight_shape: tuple[int, ...], backen
     convolutions are slow there, its grouped weight gradient especially); other 2-D
     layers the phase decomposition as a convolution with a GEMM weight gradient. On GPU
     and TPU XLA maps the lhs-dilated form onto the vendor's backward-data convolution,
-    which torch's CUDA path calls too; it stays the default there (not measured by this
-    project yet: no accelerator was available).
+    which torch's CUDA path calls too, when its conditions hold (a reversed kernel, unit
+    window strides, non-negative padding, no kernel dilation, no feature groups:
+    `lowering.lhs_dilated` meets the first three by construction); grouped and dilated
+    layers take ``phase`` there (reasoned from XLA's rewriter, not measured: no
+    accelerator was available).
     """
     kernel = weight_shape[2:]
     if backend != "cpu":
-        return "lhs_dilated"
+        # XLA's GPU rewriter turns an lhs-dilated convolution into cuDNN's backward-data
+        # convolution only without feature groups or kernel dilation (else it builds
+        # the zero-stuffed input); those layers take the phase decomposition's
+        # stride-1 forward convolution instead.
+        if spec.groups == 1 and all(d == 1 for d in spec.dilation):
+            return "lhs_dilated"
+        return "phase"
     if all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation):
         return "matmul"
     if spec.groups > 1 and weight_shape[0] == spec.groups:

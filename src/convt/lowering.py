@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
+from jax.sharding import PartitionSpec as P
 
 from convt.spec import ConvTransposeSpec
 
@@ -54,12 +55,34 @@ def dimension_numbers(spec: ConvTransposeSpec) -> lax.ConvDimensionNumbers:
     return lax.ConvDimensionNumbers(lhs_spec=lhs, rhs_spec=rhs, out_spec=lhs)
 
 
+def _reshape(a, shape):
+    """``a.reshape(shape)`` that tells JAX's explicit sharding where the result lives.
+
+    Under a mesh with ``Explicit`` axes, JAX refuses a reshape whose output sharding it
+    cannot infer. The leading axes the reshape keeps whole (the batch) keep their
+    sharding; the others, which these lowerings only ever split or merge locally, are
+    unsharded. Without explicit axes this is a plain reshape.
+    """
+    if -1 in shape:
+        known = math.prod(d for d in shape if d != -1)
+        shape = tuple(a.size // known if d == -1 else d for d in shape)
+    spec = getattr(getattr(jax.typeof(a), "sharding", None), "spec", None)
+    if not spec or all(entry is None for entry in spec):
+        return a.reshape(shape)
+    kept = []
+    for old, new, entry in zip(a.shape, shape, spec):
+        if old != new:
+            break
+        kept.append(entry)
+    return lax.reshape(a, shape, out_sharding=P(*kept, *[None] * (len(shape) - len(kept))))
+
+
 def regroup_kernel(w: jnp.ndarray, groups: int) -> jnp.ndarray:
     """``(C_in, C_out // g, *k)`` -> ``(C_out, C_in // g, *k)`` keeping group order."""
     c_in, c_out_g, *k = w.shape
-    w = w.reshape(groups, c_in // groups, c_out_g, *k)
+    w = _reshape(w, (groups, c_in // groups, c_out_g, *k))
     w = jnp.swapaxes(w, 1, 2)
-    return w.reshape(groups * c_out_g, c_in // groups, *k)
+    return _reshape(w, (groups * c_out_g, c_in // groups, *k))
 
 
 def _spatial_shape(x: jnp.ndarray, spec: ConvTransposeSpec) -> tuple[int, ...]:
@@ -127,15 +150,22 @@ def lhs_dilated(x, w, spec: ConvTransposeSpec, precision=None, preferred_element
 
     Axes from `xla_swap_hazard_axes()` get one more low padding, cropped again
     afterwards: the same values, and no window XLA can misread, forward or backward.
+    The padding is never negative (larger crops are sliced afterwards) and the kernel
+    is a ``reverse`` over every spatial axis, so with ``groups == 1`` and no dilation
+    this is the form XLA's GPU backend hands to cuDNN as a backward-data convolution.
     """
     kernel = w.shape[2:]
     hazards = xla_swap_hazard_axes(spec, kernel)
     padding, post_crop = [], []
     for a, (k, d, (lo, hi)) in enumerate(zip(kernel, spec.dilation, spec.crop)):
         reach = d * (k - 1)
-        shift = 1 if a in hazards else 0
-        padding.append((reach - lo + shift, reach - hi))
-        post_crop.append((shift, 0))
+        # Padding is never negative: a crop beyond the kernel's reach is sliced off
+        # afterwards (XLA's GPU rewriter makes cuDNN's backward-data convolution only
+        # of non-negative padding); a zero low padding gets one more, sliced off too.
+        low, high = reach - lo, reach - hi
+        shift = 1 if a in hazards or low <= 0 else 0
+        padding.append((max(low, 0) + shift, max(high, 0)))
+        post_crop.append((max(-low, 0) + shift, max(-high, 0)))
     rhs = jnp.flip(regroup_kernel(w, spec.groups), axis=tuple(range(2, w.ndim)))
     y = _conv(x, rhs, spec, padding, spec.dilation, spec.stride, precision, preferred_element_type)
     return crop_axes(y, spec, post_crop)
@@ -223,7 +253,7 @@ def _phase_kernel(w, groups, plans):
     w = jnp.pad(w, [(0, 0), (0, 0)] + [(0, 1)] * n)  # a zero tap at index k
     for a, plan in enumerate(plans):  # axis 2 + 2a: kernel taps -> (phase, width)
         w = jnp.take(w, jnp.asarray(plan.taps), axis=2 + 2 * a)
-    w = w.reshape(groups, c_in // groups, c_out_g, *w.shape[2:])
+    w = _reshape(w, (groups, c_in // groups, c_out_g, *w.shape[2:]))
     phase_axes = [3 + 2 * a for a in range(n)]
     width_axes = [4 + 2 * a for a in range(n)]
     return jnp.transpose(w, (0, 1, *width_axes, *phase_axes, 2))
@@ -277,7 +307,7 @@ def _assemble(z, spec, plans, lengths):
     interleaved = [ax for a in range(n) for ax in (1 + a, n + 2 + a)]
     z = jnp.transpose(z, (0, *interleaved, n + 1, 2 * n + 2))
     sizes = [p.count * s for p, s in zip(plans, spec.stride)]
-    z = z.reshape(batch, *sizes, groups * c_out_g)
+    z = _reshape(z, (batch, *sizes, groups * c_out_g))
     z = lax.slice(z, (0,) * z.ndim, (batch, *lengths, groups * c_out_g))
     return z if spec.layout == "channels_last" else jnp.moveaxis(z, -1, 1)
 
@@ -294,21 +324,25 @@ def _phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element
     phases, c_out_g = math.prod(spec.stride), w.shape[1]
     widths = [p.width for p in plans]
     # (g, I, *U, P, c) -> (g * P * c, I, *U): output channels ordered (group, phase, c)
-    rhs = kernel.reshape(groups, w.shape[0] // groups, *widths, phases * c_out_g)
-    rhs = jnp.moveaxis(rhs, -1, 1).reshape(groups * phases * c_out_g, w.shape[0] // groups, *widths)
-    padding = [p.padding(m) for p, m in zip(plans, _spatial_shape(x, spec))]
+    rhs = _reshape(kernel, (groups, w.shape[0] // groups, *widths, phases * c_out_g))
+    rhs = _reshape(
+        jnp.moveaxis(rhs, -1, 1), (groups * phases * c_out_g, w.shape[0] // groups, *widths)
+    )
+    # The input is padded and cropped first, the convolution itself unpadded: XLA's CPU
+    # convolutions returned wrong input gradients for negative paddings (measured on a
+    # float32 layer with crop (-1, 1), eagerly).
     z = _conv(
-        x,
+        _padded_input(x, spec, plans),
         rhs,
         spec,
-        padding,
+        [(0, 0)] * n,
         [p.reduced for p in plans],
         (1,) * n,
         precision,
         preferred_element_type,
     )
     z = _channels_to_last(z, spec)
-    z = z.reshape(*z.shape[: n + 1], groups, *spec.stride, c_out_g)
+    z = _reshape(z, (*z.shape[: n + 1], groups, *spec.stride, c_out_g))
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
 
 
@@ -323,11 +357,11 @@ def phase_gemm(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
     n, groups = spec.ndim, spec.groups
     c_in_g = w.shape[0] // groups
     kernel = _phase_kernel(w, groups, plans)
-    kernel = kernel.reshape(groups, c_in_g * math.prod(p.width for p in plans), -1)
+    kernel = _reshape(kernel, (groups, c_in_g * math.prod(p.width for p in plans), -1))
     xp = _channels_to_last(_padded_input(x, spec, plans), spec)
     windows = jnp.stack(list(_windows(xp, plans)), axis=-1)  # (N, *Z, C_in, T)
     # (N, *Z, g, C_in_g * T); sizes spelled out, as -1 is undefined for an empty batch
-    windows = windows.reshape(*windows.shape[: n + 1], groups, kernel.shape[1])
+    windows = _reshape(windows, (*windows.shape[: n + 1], groups, kernel.shape[1]))
     z = jnp.einsum(
         "...gk,gko->...go",
         windows,
@@ -335,7 +369,7 @@ def phase_gemm(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
         precision=precision,
         preferred_element_type=preferred_element_type,
     )
-    z = z.reshape(*z.shape[: n + 2], *spec.stride, w.shape[1])
+    z = _reshape(z, (*z.shape[: n + 2], *spec.stride, w.shape[1]))
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
 
 
@@ -346,8 +380,10 @@ def phase(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=
     than the same contraction written as a matrix product over tap windows (measured
     in benchmarks/), while its forward and input-gradient convolutions are fast. The
     custom JVP keeps the forward and the ``x`` tangent on the convolution and routes the
-    ``w`` tangent through `phase_gemm()`; reverse mode transposes each term, so
-    ``jax.grad`` gets the fast path and forward mode still works.
+    ``w`` tangent through `phase_gemm()` (grouped layers' ``x`` tangent too: the SPMD
+    partitioner gathers the batch for a grouped convolution's transpose); reverse mode
+    transposes each term, so ``jax.grad`` gets the fast path and forward mode still
+    works.
     """
     conv = functools.partial(
         _phase_conv, spec=spec, precision=precision, preferred_element_type=preferred_element_type
@@ -365,7 +401,9 @@ def phase(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=
         y = f(x, w)
         terms = []
         if not isinstance(dx, SymbolicZero):
-            terms.append(conv(dx, w))
+            # XLA's SPMD partitioner all-gathers the batch for the transpose of a grouped
+            # convolution (its input gradient); the GEMM form partitions cleanly
+            terms.append(conv(dx, w) if spec.groups == 1 else gemm(dx, w))
         if not isinstance(dw, SymbolicZero):
             terms.append(gemm(x, dw))
         return y, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(y)
@@ -381,13 +419,13 @@ def tapsum(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     n, groups = spec.ndim, spec.groups
     dtype = preferred_element_type or jnp.result_type(x.dtype, w.dtype)
     kernel = _phase_kernel(w, groups, plans).astype(dtype)  # (g, 1, *U, *P, c)
-    kernel = kernel.reshape(groups, math.prod(p.width for p in plans), -1)  # (g, T, P * c)
+    kernel = _reshape(kernel, (groups, math.prod(p.width for p in plans), -1))  # (g, T, P * c)
     xp = _channels_to_last(_padded_input(x.astype(dtype), spec, plans), spec)
     z = None
     for t, window in enumerate(_windows(xp, plans)):  # window: (N, *Z, g)
         term = window[..., None] * kernel[:, t]
         z = term if z is None else z + term
-    z = z.reshape(*z.shape[: n + 2], *spec.stride, w.shape[1])
+    z = _reshape(z, (*z.shape[: n + 2], *spec.stride, w.shape[1]))
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
 
 
@@ -401,14 +439,14 @@ def matmul(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     c_in, c_out_g, *kernel = w.shape
     letters = "abcdefgh"[:n]
     klet = "stuvwxyz"[:n]
-    wg = w.reshape(groups, c_in // groups, c_out_g, *kernel)
+    wg = _reshape(w, (groups, c_in // groups, c_out_g, *kernel))
     spatial = _spatial_shape(x, spec)
     if spec.layout == "channels_first":
-        xg = x.reshape(x.shape[0], groups, c_in // groups, *spatial)
+        xg = _reshape(x, (x.shape[0], groups, c_in // groups, *spatial))
         lhs = "NGI" + letters
         out = "NGO" + "".join(a + b for a, b in zip(letters, klet))
     else:
-        xg = x.reshape(x.shape[0], *spatial, groups, c_in // groups)
+        xg = _reshape(x, (x.shape[0], *spatial, groups, c_in // groups))
         lhs = "N" + letters + "GI"
         out = "N" + "".join(a + b for a, b in zip(letters, klet)) + "GO"
     y = jnp.einsum(
@@ -420,9 +458,9 @@ def matmul(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     )
     full = [m * k for m, k in zip(spatial, kernel)]
     if spec.layout == "channels_first":
-        y = y.reshape(x.shape[0], groups * c_out_g, *full)
+        y = _reshape(y, (x.shape[0], groups * c_out_g, *full))
     else:
-        y = y.reshape(x.shape[0], *full, groups * c_out_g)
+        y = _reshape(y, (x.shape[0], *full, groups * c_out_g))
     return crop_axes(y, spec, spec.crop)
 
 

@@ -10,14 +10,20 @@ are ``(C_in, C_out // groups, *kernel)``, biases ``(C_out,)``, inputs ``(N, C, *
 or unbatched ``(C, *spatial)``. R torch (``nnf_conv_transpose2d``, ``nn_conv_transpose3d``)
 uses the same parameters; its modules document ``padding_mode`` but only ``"zeros"``
 works for transposed convolution, so that is all this module accepts.
+
+`from_module` and `from_model` move ``torch.nn.ConvTranspose{1,2,3}d`` modules to JAX:
+their parameters (weight and spectral normalisation folded in) and a static layer.
+torch is imported only when they are given torch objects.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from convt import _frontend as fe
 from convt.convention import Convention, Option, standard_options
@@ -277,3 +283,144 @@ CONVENTION = Convention(
     ),
     summary="torch.nn.functional.conv_transpose{1,2,3}d and R torch's nnf_conv_transpose*",
 )
+
+
+# ------------------------------------------------------------------ torch modules to JAX
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvTranspose:
+    """A ``torch.nn.ConvTranspose{1,2,3}d``'s configuration, static and hashable.
+
+    ``layer(params, x, output_size=None)`` computes the module's forward with ``params``
+    ``{"weight": (C_in, C_out // groups, *k), "bias": (C_out,)}`` (bias optional), so the
+    layer can be closed over or passed as a static argument under ``jax.jit`` while the
+    parameters stay a pytree for ``jax.grad``.
+    """
+
+    ndim: int
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    output_padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int = 1
+
+    def __call__(
+        self,
+        params: dict,
+        x: jax.Array,
+        output_size: IntOrTuple | None = None,
+        *,
+        method: str = "auto",
+        precision: Any = None,
+        preferred_element_type: Any = None,
+    ) -> jax.Array:
+        return _conv_transpose(
+            self.ndim,
+            x,
+            params["weight"],
+            params.get("bias"),
+            stride=self.stride,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            groups=self.groups,
+            dilation=self.dilation,
+            output_size=output_size,
+            padding_mode="zeros",
+            method=method,
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+        )
+
+
+def _to_jax(tensor):
+    """A torch tensor as a JAX array of the same dtype (bfloat16 included)."""
+    import torch
+
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        return jnp.asarray(tensor.float().numpy(), dtype=jnp.bfloat16)
+    return jnp.asarray(tensor.numpy())
+
+
+def effective_weight(module):
+    """The weight ``module``'s forward uses, as a torch tensor: ``weight_norm`` (the
+    ``weight_g``/``weight_v`` hook and the ``parametrizations.weight.original0/1`` form)
+    and ``spectral_norm`` (hook and parametrization; eval mode) folded in exactly as
+    torch computes them."""
+    import torch
+    from torch.nn.utils import parametrize
+
+    def refuse_training(kind: str):
+        if module.training:
+            raise ValueError(
+                f"torch: the module's {kind} updates its power-iteration state in training "
+                "mode; call module.eval() before converting it"
+            )
+
+    with torch.no_grad():
+        if parametrize.is_parametrized(module, "weight"):
+            if any("SpectralNorm" in type(p).__name__ for p in module.parametrizations.weight):
+                refuse_training("spectral_norm")
+            return module.weight
+        for hook in module._forward_pre_hooks.values():
+            kind = type(hook).__name__
+            if getattr(hook, "name", None) != "weight":
+                continue
+            if kind == "WeightNorm":
+                return hook.compute_weight(module)
+            if kind == "SpectralNorm":
+                refuse_training("spectral_norm")
+                return hook.compute_weight(module, do_power_iteration=False)
+        return module.weight
+
+
+def _is_conv_transpose(module) -> bool:
+    import torch
+
+    return isinstance(module, torch.nn.modules.conv._ConvTransposeNd)
+
+
+def from_module(module) -> tuple[dict, ConvTranspose]:
+    """``(params, layer)`` for a ``torch.nn.ConvTranspose{1,2,3}d``.
+
+    ``params`` is ``{"weight", "bias"}`` as JAX arrays (the bias only if the module has
+    one), with weight and spectral normalisation folded into the weight
+    (`effective_weight`); ``layer`` is the static `ConvTranspose`. torch is imported only
+    here, when a torch module is passed.
+    """
+    if not type(module).__module__.startswith("torch"):
+        raise TypeError(f"torch: from_module takes a torch.nn module, got {type(module)!r}")
+    if not _is_conv_transpose(module):
+        raise TypeError(
+            f"torch: from_module takes a ConvTranspose1d/2d/3d module, got {type(module).__name__}"
+        )
+    if module.padding_mode != "zeros":
+        raise ValueError(
+            f"torch: only padding_mode='zeros' exists for transposed convolution, got "
+            f"{module.padding_mode!r}"
+        )
+    params = {"weight": _to_jax(effective_weight(module))}
+    if module.bias is not None:
+        params["bias"] = _to_jax(module.bias)
+    layer = ConvTranspose(
+        ndim=len(module.kernel_size),
+        stride=tuple(module.stride),
+        padding=tuple(module.padding),
+        output_padding=tuple(module.output_padding),
+        dilation=tuple(module.dilation),
+        groups=module.groups,
+    )
+    return params, layer
+
+
+def from_model(model) -> dict[str, tuple[dict, ConvTranspose]]:
+    """``{path: (params, layer)}`` for every transposed convolution in ``model``, keyed
+    as ``model.named_modules()`` names them (``"decoder.up.3"``)."""
+    if not hasattr(model, "named_modules"):
+        raise TypeError(f"torch: from_model takes a torch.nn.Module, got {type(model)!r}")
+    return {
+        name: from_module(module)
+        for name, module in model.named_modules()
+        if _is_conv_transpose(module)
+    }
