@@ -1,6 +1,9 @@
 """Writes the notebooks from the cell sources below: python notebooks/make_notebooks.py
 
-The .ipynb files are committed without outputs; CI executes them top to bottom.
+The .ipynb files are committed executed, with their outputs (plots included), so a reader
+sees them without running anything: after editing a cell here, run this script and then
+``jupyter nbconvert --to notebook --execute --inplace notebooks/*.ipynb``.
+tests/test_notebooks.py checks that the committed cells are these; CI executes them again.
 """
 
 import json
@@ -214,6 +217,139 @@ for (gw, gb), layer in zip(grads, layers):
     ),
 ]
 
+PORTING_MODELS = [
+    (
+        "markdown",
+        """
+## A whole model in one call: `convt.torch.from_model`
+
+A U-Net-style decoder (transposed-convolution upsampling with skip connections) and a
+HiFi-GAN-style 1-D upsampler with weight norm in both of torch's forms. `from_model` finds
+every transposed convolution, keyed by its `named_modules()` path, with weight norm folded
+into the weight exactly as torch computes it.
+""",
+    ),
+    (
+        "code",
+        """
+import convt.torch
+from torch import nn
+
+class UNetDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ModuleList([nn.ConvTranspose2d(32, 16, 4, 2, 1), nn.ConvTranspose2d(32, 8, 4, 2, 1)])
+        self.head = nn.ConvTranspose2d(16, 3, 3, 1, 1)
+
+    def forward(self, bottom, skips):
+        h = bottom
+        for up, skip in zip(self.up, skips):
+            h = torch.cat([torch.relu(up(h)), skip], dim=1)
+        return self.head(h)
+
+class Upsampler(nn.Module):  # HiFi-GAN-like: weight-normed transposed convolutions
+    def __init__(self):
+        super().__init__()
+        self.ups = nn.ModuleList([
+            nn.utils.weight_norm(nn.ConvTranspose1d(16, 8, 16, 8, 4)),                # old hook form
+            nn.utils.parametrizations.weight_norm(nn.ConvTranspose1d(8, 4, 4, 2, 1)),  # new form
+        ])
+
+    def forward(self, x):
+        for up in self.ups:
+            x = up(torch.nn.functional.leaky_relu(x, 0.1))
+        return torch.tanh(x)
+
+torch.manual_seed(1)
+unet, vocoder = UNetDecoder(), Upsampler()
+unet_layers, voc_layers = convt.torch.from_model(unet), convt.torch.from_model(vocoder)
+print(list(unet_layers), list(voc_layers))
+""",
+    ),
+    (
+        "code",
+        """
+@jax.jit
+def unet_jax(bottom, skips):
+    h = bottom
+    for i, skip in enumerate(skips):
+        params, layer = unet_layers[f"up.{i}"]
+        h = jnp.concatenate([jax.nn.relu(layer(params, h)), skip], axis=1)
+    params, layer = unet_layers["head"]
+    return layer(params, h)
+
+@jax.jit
+def vocoder_jax(x):
+    for i in range(2):
+        params, layer = voc_layers[f"ups.{i}"]
+        x = layer(params, jax.nn.leaky_relu(x, 0.1))
+    return jnp.tanh(x)
+
+rng = np.random.default_rng(2)
+bottom = rng.standard_normal((2, 32, 4, 4)).astype(np.float32)
+skips = [rng.standard_normal((2, 16, 8, 8)).astype(np.float32),
+         rng.standard_normal((2, 8, 16, 16)).astype(np.float32)]
+mel = rng.standard_normal((2, 16, 20)).astype(np.float32)
+with torch.no_grad():
+    ref_unet = unet(torch.tensor(bottom), [torch.tensor(s) for s in skips]).numpy()
+    ref_voc = vocoder(torch.tensor(mel)).numpy()
+e_unet = float(np.abs(np.asarray(unet_jax(bottom, skips)) - ref_unet).max())
+e_voc = float(np.abs(np.asarray(vocoder_jax(mel)) - ref_voc).max())
+print(f"U-Net decoder {ref_unet.shape}: max |jax - torch| = {e_unet:.1e}")
+print(f"vocoder upsampler {ref_voc.shape}: max |jax - torch| = {e_voc:.1e}")
+assert e_unet < 1e-5 and e_voc < 1e-5
+""",
+    ),
+    (
+        "markdown",
+        """
+## Training in JAX: `convt.flax.ConvTranspose`
+
+The vocoder's upsampler rebuilt from flax nnx layers that take torch's arguments (and
+initialise as torch does), started from the converted weights and trained for a few steps
+with `jax.grad` to match a target waveform.
+""",
+    ),
+    (
+        "code",
+        """
+import matplotlib.pyplot as plt
+from flax import nnx
+import convt.flax
+
+class JaxUpsampler(nnx.Module):
+    def __init__(self, rngs):
+        self.ups = nnx.List([convt.flax.ConvTranspose1d(16, 8, 16, 8, 4, rngs=rngs),
+                             convt.flax.ConvTranspose1d(8, 4, 4, 2, 1, rngs=rngs)])
+
+    def __call__(self, x):
+        for up in self.ups:
+            x = up(jax.nn.leaky_relu(x, 0.1))
+        return jnp.tanh(x)
+
+model = JaxUpsampler(nnx.Rngs(0))
+for i, up in enumerate(model.ups):  # start from the torch weights
+    params, _ = voc_layers[f"ups.{i}"]
+    up.weight.set_value(params["weight"]); up.bias.set_value(params["bias"])
+assert np.abs(np.asarray(model(jnp.asarray(mel))) - ref_voc).max() < 1e-5
+
+target = jnp.sin(jnp.linspace(0, 40, ref_voc.shape[-1]))[None, None] * jnp.ones(ref_voc.shape)
+
+@nnx.jit
+def step(model):
+    loss, grads = nnx.value_and_grad(lambda m: jnp.mean((m(jnp.asarray(mel)) - target) ** 2))(model)
+    params = nnx.state(model, nnx.Param)
+    nnx.update(model, jax.tree.map(lambda p, g: p - 0.5 * g, params, grads))
+    return loss
+
+losses = [float(step(model)) for _ in range(60)]
+plt.plot(losses); plt.xlabel("step"); plt.ylabel("mean squared error"); plt.yscale("log")
+plt.title("the converted upsampler, trained in flax nnx");
+assert losses[-1] < losses[0]
+""",
+    ),
+]
+
 CONVENTIONS = [
     (
         "markdown",
@@ -308,7 +444,7 @@ except ValueError as err:
 if __name__ == "__main__":
     for name, cells in [
         ("01_anatomy", ANATOMY),
-        ("02_porting", PORTING),
+        ("02_porting", PORTING + PORTING_MODELS),
         ("03_conventions", CONVENTIONS),
     ]:
         (HERE / f"{name}.ipynb").write_text(json.dumps(notebook(cells), indent=1) + "\n")

@@ -14,6 +14,9 @@ from torch import nn
 import convt.torch
 from helpers import assert_close
 
+# The old weight_norm hook is deprecated in torch, and still in checkpoints: tested here.
+pytestmark = pytest.mark.filterwarnings("ignore:.*weight_norm.*deprecated:FutureWarning")
+
 CLASSES = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 
 

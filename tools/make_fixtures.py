@@ -1303,10 +1303,10 @@ def flax_fixtures(count, rng):
             params = {"kernel": rng.standard_normal(module.kernel.shape).astype("float32")}
             if module.bias is not None:
                 params["bias"] = rng.standard_normal(module.bias.shape).astype("float32")
-            graphdef, state = nnx.split(module)
 
             def fn(x, p):
-                m = nnx.merge(graphdef, state)  # a module of this trace, to set params on
+                # a module built in this trace, whose params may be set to the traced ones
+                m = nnx.ConvTranspose(c_in, c_out, rngs=nnx.Rngs(0), **layer_kw)
                 m.kernel.value = p["kernel"]
                 if "bias" in p:
                     m.bias.value = p["bias"]

@@ -285,3 +285,128 @@ CONVENTION = Convention(
     bias_from_canonical=bias_from_canonical,
     summary="eqx.nn.ConvTranspose (forward-conv padding, weight (out, in/groups, *k))",
 )
+
+
+# ------------------------------------------------------------------ the layer (torch's arguments)
+
+
+def _torch_call(args, x, weight, bias, output_size, method, precision):
+    from convt import torch as convt_torch
+
+    return convt_torch._conv_transpose(
+        args.ndim,
+        x,
+        weight,
+        bias,
+        stride=args.stride,
+        padding=args.padding,
+        output_padding=args.output_padding,
+        groups=args.groups,
+        dilation=args.dilation,
+        output_size=output_size,
+        padding_mode="zeros",
+        method=method,
+        precision=precision,
+        preferred_element_type=None,
+    )
+
+
+def _spatial_dims(kernel_size, num_spatial_dims) -> int:
+    if num_spatial_dims is not None:
+        return fe.check_int(num_spatial_dims, "num_spatial_dims", FRAMEWORK)
+    if fe.is_int(kernel_size):
+        raise ValueError(
+            "equinox: pass num_spatial_dims (or use ConvTranspose1d/2d/3d) when kernel_size "
+            "is an int"
+        )
+    return len(kernel_size)
+
+
+def _make_layers():
+    import equinox as eqx
+
+    from convt.layers import TorchArguments, init_params
+
+    class ConvTranspose(eqx.Module):
+        """A transposed convolution with torch's arguments, as an equinox module.
+
+        ``ConvTranspose(in_channels, out_channels, kernel_size, stride=1, padding=0,
+        output_padding=0, groups=1, bias=True, dilation=1, *, num_spatial_dims=None,
+        key)`` holds ``weight (C_in, C_out // groups, *k)`` (torch's layout) and ``bias
+        (C_out,)``, initialised as torch initialises them, and computes torch's
+        ``ConvTransposeNd`` on an unbatched ``(C_in, *spatial)`` input (equinox's
+        convention; a batched one works too), with ``output_size`` at call time. Not
+        equinox's own ``eqx.nn.ConvTranspose``, whose arguments describe the forward
+        convolution (`convt.equinox.conv_transpose` computes that one).
+        """
+
+        weight: jax.Array
+        bias: jax.Array | None
+        args: TorchArguments = eqx.field(static=True)
+        method: str = eqx.field(static=True)
+
+        def __init__(
+            self,
+            in_channels: int,
+            out_channels: int,
+            kernel_size: Any,
+            stride: Any = 1,
+            padding: Any = 0,
+            output_padding: Any = 0,
+            groups: int = 1,
+            bias: bool = True,
+            dilation: Any = 1,
+            *,
+            num_spatial_dims: int | None = None,
+            dtype: Any = jnp.float32,
+            method: str = "auto",
+            key: jax.Array,
+        ):
+            self.args = TorchArguments.parse(
+                _spatial_dims(kernel_size, num_spatial_dims),
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                output_padding,
+                groups,
+                dilation,
+            )
+            params = init_params(key, self.args, bias=bias, dtype=dtype)
+            self.weight = params["weight"]
+            self.bias = params.get("bias")
+            self.method = method
+
+        def __call__(self, x, output_size=None, *, key=None, precision=None):
+            del key
+            return _torch_call(
+                self.args, x, self.weight, self.bias, output_size, self.method, precision
+            )
+
+    def fixed(ndim):
+        class Layer(ConvTranspose):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, num_spatial_dims=ndim, **kwargs)
+
+        Layer.__name__ = Layer.__qualname__ = f"ConvTranspose{ndim}d"
+        return Layer
+
+    return {
+        "ConvTranspose": ConvTranspose,
+        "ConvTranspose1d": fixed(1),
+        "ConvTranspose2d": fixed(2),
+        "ConvTranspose3d": fixed(3),
+    }
+
+
+_LAYERS: dict = {}
+
+
+def __getattr__(name: str):
+    """The layer classes, defined on first use so that equinox is imported only then."""
+    if name in ("ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"):
+        if not _LAYERS:
+            _LAYERS.update(_make_layers())
+        return _LAYERS[name]
+    raise AttributeError(f"module 'convt.equinox' has no attribute {name!r}")

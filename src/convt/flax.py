@@ -88,7 +88,11 @@ def to_spec(
 
 def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
     """flax ``ConvTranspose`` arguments for a spec: lax's raw pads as ``(low, high)``."""
-    fe.require(spec.layout == "channels_last", FRAMEWORK, "its layers are channels last")
+    fe.require(
+        spec.layout == "channels_last",
+        FRAMEWORK,
+        "its layers are channels last (move the data's channel axis last)",
+    )
     try:
         params = convt_lax.from_spec(spec, input_size, kernel_size)
     except fe.NotExpressible as err:
@@ -199,3 +203,91 @@ CONVENTION = Convention(
     weight_from_canonical=weight_from_canonical,
     summary="flax ConvTranspose, linen and nnx (lax's padding, kernel (*k, in, out))",
 )
+
+
+# ------------------------------------------------------------------ the layer (torch's arguments)
+
+
+def _make_layers():
+    from flax import nnx
+
+    from convt.equinox import _spatial_dims, _torch_call
+    from convt.layers import TorchArguments, init_params
+
+    class ConvTranspose(nnx.Module):
+        """A transposed convolution with torch's arguments, as a flax nnx module.
+
+        ``ConvTranspose(in_channels, out_channels, kernel_size, stride=1, padding=0,
+        output_padding=0, groups=1, bias=True, dilation=1, *, num_spatial_dims=None,
+        rngs)`` holds ``weight`` ``(C_in, C_out // groups, *k)`` (torch's layout) and
+        ``bias`` ``(C_out,)`` as ``nnx.Param``, initialised as torch initialises them,
+        and computes torch's ``ConvTransposeNd`` on batched channels-first input, with
+        ``output_size`` at call time. flax's own ``nnx.ConvTranspose`` (lax's padding,
+        channels last) is `convt.flax.conv_transpose`.
+        """
+
+        def __init__(
+            self,
+            in_channels: int,
+            out_channels: int,
+            kernel_size: Any,
+            stride: Any = 1,
+            padding: Any = 0,
+            output_padding: Any = 0,
+            groups: int = 1,
+            bias: bool = True,
+            dilation: Any = 1,
+            *,
+            num_spatial_dims: int | None = None,
+            dtype: Any = jnp.float32,
+            method: str = "auto",
+            rngs: nnx.Rngs,
+        ):
+            self.args = TorchArguments.parse(
+                _spatial_dims(kernel_size, num_spatial_dims),
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride,
+                padding,
+                output_padding,
+                groups,
+                dilation,
+            )
+            params = init_params(rngs.params(), self.args, bias=bias, dtype=dtype)
+            self.weight = nnx.Param(params["weight"])
+            self.bias = nnx.Param(params["bias"]) if bias else None
+            self.method = method
+
+        def __call__(self, x, output_size=None, *, precision=None):
+            bias = None if self.bias is None else self.bias.get_value()
+            return _torch_call(
+                self.args, x, self.weight.get_value(), bias, output_size, self.method, precision
+            )
+
+    def fixed(ndim):
+        class Layer(ConvTranspose):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, num_spatial_dims=ndim, **kwargs)
+
+        Layer.__name__ = Layer.__qualname__ = f"ConvTranspose{ndim}d"
+        return Layer
+
+    return {
+        "ConvTranspose": ConvTranspose,
+        "ConvTranspose1d": fixed(1),
+        "ConvTranspose2d": fixed(2),
+        "ConvTranspose3d": fixed(3),
+    }
+
+
+_LAYERS: dict = {}
+
+
+def __getattr__(name: str):
+    """The layer classes, defined on first use so that flax is imported only then."""
+    if name in ("ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"):
+        if not _LAYERS:
+            _LAYERS.update(_make_layers())
+        return _LAYERS[name]
+    raise AttributeError(f"module 'convt.flax' has no attribute {name!r}")

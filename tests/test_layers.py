@@ -1,0 +1,174 @@
+"""convt.flax.ConvTranspose (nnx) and convt.equinox.ConvTranspose against torch's
+modules: outputs, gradients, output_size, and torch's initialisation."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+import convt.equinox
+import convt.flax
+from helpers import assert_close
+
+CONFIGS = [  # ndim, in, out, kernel, stride, padding, output_padding, groups, bias, dilation
+    (1, 4, 6, 5, 3, 1, 2, 2, True, 1),
+    (2, 3, 4, (3, 4), 2, (1, 0), (1, 1), 1, False, (1, 2)),
+    (3, 2, 2, 2, 2, 0, 0, 2, True, 1),
+]
+
+
+def torch_module(ndim, c_in, c_out, k, s, p, op, g, bias, d):
+    cls = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d, 3: torch.nn.ConvTranspose3d}
+    return cls[ndim](c_in, c_out, k, s, p, op, g, bias, d)
+
+
+def reference(module, x, g):
+    xt = torch.tensor(x, requires_grad=True)
+    y = module(xt)
+    y.backward(torch.tensor(g))
+    grads = {"weight": module.weight.grad.numpy()}
+    if module.bias is not None:
+        grads["bias"] = module.bias.grad.numpy()
+    return y.detach().numpy(), xt.grad.numpy(), grads
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_nnx_layer_matches_torch(config):
+    ndim, c_in, c_out, k, s, p, op, g, bias, d = config
+    module = torch_module(*config)
+    layer = convt.flax.ConvTranspose(
+        c_in, c_out, k, s, p, op, g, bias, d, num_spatial_dims=ndim, rngs=nnx.Rngs(0)
+    )
+    layer.weight.set_value(jnp.asarray(module.weight.detach().numpy()))
+    if bias:
+        layer.bias.set_value(jnp.asarray(module.bias.detach().numpy()))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, c_in, *[5] * ndim)).astype(np.float32)
+    with torch.no_grad():
+        y_shape = module(torch.tensor(x)).shape
+    cot = rng.standard_normal(y_shape).astype(np.float32)
+    want_y, want_gx, want_gp = reference(module, x, cot)
+
+    graphdef, state = nnx.split(layer)
+
+    @jax.jit
+    def run(state, x):
+        def f(state, x):
+            return nnx.merge(graphdef, state)(x)
+
+        y, vjp = jax.vjp(f, state, x)
+        return y, vjp(jnp.asarray(cot))
+
+    y, (g_state, gx) = run(state, jnp.asarray(x))
+    assert_close(y, want_y)
+    assert_close(gx, want_gx)
+    assert_close(g_state["weight"].get_value(), want_gp["weight"])
+    if bias:
+        assert_close(g_state["bias"].get_value(), want_gp["bias"])
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_equinox_layer_matches_torch_unbatched(config):
+    ndim, c_in, c_out, k, s, p, op, g, bias, d = config
+    module = torch_module(*config)
+    cls = getattr(convt.equinox, f"ConvTranspose{ndim}d")
+    layer = cls(c_in, c_out, k, s, p, op, g, bias, d, key=jax.random.key(0))
+    layer = eqx.tree_at(lambda m: m.weight, layer, jnp.asarray(module.weight.detach().numpy()))
+    if bias:
+        layer = eqx.tree_at(lambda m: m.bias, layer, jnp.asarray(module.bias.detach().numpy()))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((c_in, *[4] * ndim)).astype(np.float32)
+    with torch.no_grad():
+        y_shape = module(torch.tensor(x)).shape
+    cot = rng.standard_normal(y_shape).astype(np.float32)
+    want_y, want_gx, want_gp = reference(module, x, cot)
+
+    @eqx.filter_jit
+    def run(layer, x):
+        y, vjp = jax.vjp(lambda layer, x: layer(x), layer, x)
+        return y, vjp(jnp.asarray(cot))
+
+    y, (g_layer, gx) = run(layer, jnp.asarray(x))
+    assert_close(y, want_y)
+    assert_close(gx, want_gx)
+    assert_close(g_layer.weight, want_gp["weight"])
+    if bias:
+        assert_close(g_layer.bias, want_gp["bias"])
+
+
+def test_output_size_at_call_time():
+    module = torch.nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1)
+    layer = convt.equinox.ConvTranspose2d(2, 3, 3, 2, 1, key=jax.random.key(0))
+    layer = eqx.tree_at(lambda m: m.weight, layer, jnp.asarray(module.weight.detach().numpy()))
+    layer = eqx.tree_at(lambda m: m.bias, layer, jnp.asarray(module.bias.detach().numpy()))
+    x = np.random.default_rng(2).standard_normal((2, 5, 5)).astype(np.float32)
+    with torch.no_grad():
+        want = module(torch.tensor(x), output_size=[10, 10]).numpy()
+    assert_close(layer(jnp.asarray(x), output_size=(10, 10)), want)
+
+
+@pytest.mark.parametrize("shape", [(64, 16, 5, 5), (48, 32, 3)])
+def test_initialisation_is_torchs(shape):
+    """torch's reset_parameters: the same bound sqrt(groups / (C_out * prod(k))) for
+    weight and bias, uniform: compared with torch's own draws by bounds and quantiles."""
+    c_in, c_out, *k = shape
+    ndim = len(k)
+    groups = 2
+    module = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d}[ndim](
+        c_in, c_out, k, groups=groups
+    )
+    bound = math.sqrt(groups / (c_out * math.prod(k)))
+    torch_w = module.weight.detach().numpy().ravel()
+    assert np.abs(torch_w).max() <= bound and np.abs(torch_w).max() > 0.95 * bound
+    layer = convt.flax.ConvTranspose(c_in, c_out, k, groups=groups, rngs=nnx.Rngs(3))
+    eqx_layer = convt.equinox.ConvTranspose(c_in, c_out, k, groups=groups, key=jax.random.key(4))
+    for w, b in (
+        (np.asarray(layer.weight.get_value()), np.asarray(layer.bias.get_value())),
+        (np.asarray(eqx_layer.weight), np.asarray(eqx_layer.bias)),
+    ):
+        assert w.shape == tuple(module.weight.shape) and b.shape == (c_out,)
+        assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound
+        assert np.abs(b).max() <= bound
+        # U(-bound, bound)'s quantiles, within 5 standard errors, for both draws
+        quantiles = np.linspace(0.05, 0.95, 19)
+        tolerance = 5 * 2 * bound * np.sqrt(0.25 / w.size)
+        for draws in (w, torch_w):
+            np.testing.assert_allclose(
+                np.quantile(draws, quantiles), -bound + 2 * bound * quantiles, atol=tolerance
+            )
+
+
+def test_training_steps_lower_the_loss():
+    layer = convt.flax.ConvTranspose(4, 2, 4, 2, 1, num_spatial_dims=2, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (8, 4, 6, 6))
+    target = jax.random.normal(jax.random.key(2), (8, 2, 12, 12))
+
+    @nnx.jit
+    def step(layer):
+        def loss(layer):
+            return jnp.mean((layer(x) - target) ** 2)
+
+        value, grads = nnx.value_and_grad(loss)(layer)
+        nnx.update(
+            layer, jax.tree.map(lambda p, g: p - 0.1 * g, nnx.state(layer, nnx.Param), grads)
+        )
+        return value
+
+    losses = [float(step(layer)) for _ in range(5)]
+    assert losses[-1] < losses[0]
+
+
+def test_layers_need_their_library_only_on_use():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, convt.flax, convt.equinox; "
+        "assert 'flax' not in sys.modules and 'equinox' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
