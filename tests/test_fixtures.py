@@ -57,6 +57,8 @@ NAMED_ERRORS = (
     "mxnet",
     "mxnet_native",
     "equinox",
+    "flax",
+    "haiku",
 )
 
 
@@ -153,6 +155,8 @@ def test_rejects_what_framework_rejects(framework, index):
             "mxnet": "deconvolution",
             "mxnet_native": "deconvolution",
             "equinox": "conv_transpose",
+            "flax": "conv_transpose",
+            "haiku": "conv_transpose",
         }[framework],
     )
     b = jnp.ones(case["bias"]) if "bias" in case else None
@@ -167,6 +171,22 @@ def test_rejects_what_framework_rejects(framework, index):
         kernel = k if isinstance(k, list) else [k] * n
         case = dict(case, w=[case["c_out"], case["x"][0] // group, *kernel])
         kwargs = {k: v for k, v in kwargs.items() if k not in ("use_bias", "kernel_size")}
+    if framework in ("flax", "haiku"):  # recorded as a layer: kernel (*k, out, in)-like
+        n = case["ndim"]
+        k = kwargs.get("kernel_size", kwargs.get("kernel_shape"))
+        kernel = k if isinstance(k, list) else [k] * n
+        channels_first = kwargs.get("data_format") == "channels_first"
+        c_in = case["x"][-n - 1] if channels_first else case["x"][-1]
+        pair = (
+            [case["c_out"], c_in]
+            if kwargs.get("transpose_kernel", framework == "haiku")
+            else [
+                c_in,
+                case["c_out"],
+            ]
+        )
+        case = dict(case, w=[*kernel, *pair])
+        kwargs = {k: v for k, v in kwargs.items() if k not in LAYER_ONLY[framework]}
     x = np.ones(case["x"], case.get("x_dtype", "float32"))
     w = np.ones(case["w"], case.get("w_dtype", "float32"))
     with pytest.raises((ValueError, TypeError)) as info:

@@ -8,6 +8,7 @@ the framework and its parameter.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -284,6 +285,22 @@ def conv_out_size(size: int, k: int, s: int, p: int, d: int = 1, cover_all: bool
     """chainer's ``get_conv_outsize``: the forward convolution's output length."""
     dk = effective_kernel(k, d)
     return (size + 2 * p - dk + (s - 1 if cover_all else 0)) // s + 1
+
+
+@contextlib.contextmanager
+def speaking_as(framework: str, inner: str, renames: dict[str, str] | None = None):
+    """Errors of the ``inner`` convention a front-end delegates to, re-raised in the
+    front-end's name (and with its parameter names: ``renames``)."""
+    try:
+        yield
+    except (ValueError, TypeError) as err:
+        message = str(err)
+        if not message.startswith(f"{inner}: "):
+            raise
+        message = f"{framework}: {message[len(inner) + 2 :]}"
+        for old, new in (renames or {}).items():
+            message = message.replace(old, new)
+        raise type(err)(message) from None
 
 
 def require(condition: bool, framework: str, why: str) -> None:

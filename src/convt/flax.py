@@ -30,6 +30,7 @@ from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "flax"
+RENAMES = {"rhs_dilation": "kernel_dilation", "lhs": "inputs", "rhs": "kernel"}
 
 
 def _per_axis(value: Any, ndim: int, name: str) -> tuple[int, ...]:
@@ -76,14 +77,15 @@ def to_spec(
             "flax: padding='CIRCULAR' folds the output periodically after the convolution; "
             "no canonical crop expresses it (convt.flax.conv_transpose computes it)"
         )
-    return convt_lax.to_spec(
-        ndim,
-        _per_axis(strides, ndim, "strides"),
-        pads,
-        _per_axis(kernel_dilation, ndim, "kernel_dilation"),
-        kernel_size=kernel_size,
-        input_size=input_size,
-    )
+    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, RENAMES):
+        return convt_lax.to_spec(
+            ndim,
+            _per_axis(strides, ndim, "strides"),
+            pads,
+            _per_axis(kernel_dilation, ndim, "kernel_dilation"),
+            kernel_size=kernel_size,
+            input_size=input_size,
+        )
 
 
 def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
@@ -167,17 +169,18 @@ def conv_transpose(
     x = jnp.reshape(inputs, (-1, *jnp.shape(inputs)[len(batch_shape) :]))
     strides_ = _per_axis(strides, ndim, "strides")
     pads = lax_padding(padding, ndim)
-    y = convt_lax.conv_transpose(
-        x,
-        kernel,
-        strides_,
-        "VALID" if pads == "CIRCULAR" else pads,
-        rhs_dilation=_per_axis(kernel_dilation, ndim, "kernel_dilation"),
-        transpose_kernel=transpose_kernel,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-        method=method,
-    )
+    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, RENAMES):
+        y = convt_lax.conv_transpose(
+            x,
+            kernel,
+            strides_,
+            "VALID" if pads == "CIRCULAR" else pads,
+            rhs_dilation=_per_axis(kernel_dilation, ndim, "kernel_dilation"),
+            transpose_kernel=transpose_kernel,
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+            method=method,
+        )
     if pads == "CIRCULAR":
         y = _circular_fold(y, jnp.shape(x)[1:-1], strides_, transpose_kernel)
     if bias is not None:

@@ -27,6 +27,7 @@ from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "haiku"
+RENAMES = {"strides": "stride", "lhs": "inputs", "rhs": "w"}
 
 
 def _channels_last(data_format: str) -> bool:
@@ -102,14 +103,15 @@ def to_spec(
     fe.check_at_least(stride_, 1, "stride", FRAMEWORK)
     pads = lax_padding(padding, output_shape, kernel=kernel, stride=stride_, input_size=input_size)
     layout = "channels_last" if _channels_last(data_format) else "channels_first"
-    return convt_lax.to_spec(
-        ndim,
-        stride_,
-        pads,
-        dimension_numbers=convt_lax.dimension_numbers_for(layout, ndim),
-        kernel_size=kernel,
-        input_size=input_size,
-    )
+    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, RENAMES):
+        return convt_lax.to_spec(
+            ndim,
+            stride_,
+            pads,
+            dimension_numbers=convt_lax.dimension_numbers_for(layout, ndim),
+            kernel_size=kernel,
+            input_size=input_size,
+        )
 
 
 def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
@@ -177,16 +179,17 @@ def conv_transpose(
     )
     lhs = convt_lax.dimension_numbers_for(layout, ndim)[0]
     letters = lhs.replace("N", "").replace("C", "")
-    y = convt_lax.conv_transpose(
-        x,
-        w,
-        stride_,
-        pads,
-        dimension_numbers=(lhs, f"{letters}OI", lhs),
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-        method=method,
-    )
+    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, RENAMES):
+        y = convt_lax.conv_transpose(
+            x,
+            w,
+            stride_,
+            pads,
+            dimension_numbers=(lhs, f"{letters}OI", lhs),
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+            method=method,
+        )
     if b is not None:
         c_out = jnp.shape(y)[-1 if channels_last else 1]
         b = jnp.reshape(b, (-1,))
