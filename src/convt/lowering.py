@@ -328,14 +328,21 @@ def _phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element
     rhs = _reshape(
         jnp.moveaxis(rhs, -1, 1), (groups * phases * c_out_g, w.shape[0] // groups, *widths)
     )
-    # The input is padded and cropped first, the convolution itself unpadded: XLA's CPU
-    # convolutions returned wrong input gradients for negative paddings (measured on a
-    # float32 layer with crop (-1, 1), eagerly).
+    # Negative padding is a crop of the input first: XLA's CPU convolutions returned
+    # wrong input gradients for negative paddings (measured on a float32 layer with crop
+    # (-1, 1), eagerly). Non-negative padding stays in the convolution (an explicit pad
+    # made the forward 1.5-1.8x slower).
+    padding = [p.padding(m) for p, m in zip(plans, _spatial_shape(x, spec))]
+    if any(v < 0 for pair in padding for v in pair):
+        config = [(0, 0, 0)] * x.ndim
+        for axis, (lo, hi) in zip(spec.spatial_axes, padding):
+            config[axis] = (min(lo, 0), min(hi, 0), 0)
+        x = lax.pad(x, jnp.zeros((), x.dtype), config)
     z = _conv(
-        _padded_input(x, spec, plans),
+        x,
         rhs,
         spec,
-        [(0, 0)] * n,
+        [(max(lo, 0), max(hi, 0)) for lo, hi in padding],
         [p.reduced for p in plans],
         (1,) * n,
         precision,
