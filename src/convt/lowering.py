@@ -159,13 +159,18 @@ def lhs_dilated(x, w, spec: ConvTransposeSpec, precision=None, preferred_element
     padding, post_crop = [], []
     for a, (k, d, (lo, hi)) in enumerate(zip(kernel, spec.dilation, spec.crop)):
         reach = d * (k - 1)
-        # Padding is never negative: a crop beyond the kernel's reach is sliced off
-        # afterwards (XLA's GPU rewriter makes cuDNN's backward-data convolution only
-        # of non-negative padding); a zero low padding gets one more, sliced off too.
+        # The convolution's padding stays within [0, reach]: a crop beyond the kernel's
+        # reach is sliced off afterwards and an extension beyond it is zeros added
+        # afterwards. Negative padding stops XLA's GPU rewriter from making cuDNN's
+        # backward-data convolution; padding beyond the reach gives the derived
+        # input-gradient convolution a negative padding, which XLA's CPU backend computed
+        # wrongly in float32. A zero low padding on a hazard axis gets one more (sliced).
         low, high = reach - lo, reach - hi
-        shift = 1 if a in hazards or low <= 0 else 0
-        padding.append((max(low, 0) + shift, max(high, 0)))
-        post_crop.append((max(-low, 0) + shift, max(-high, 0)))
+        conv_low, conv_high = min(max(low, 0), reach), min(max(high, 0), reach)
+        if conv_low == 0 and reach > 0 and (a in hazards or low <= 0):
+            conv_low = 1
+        padding.append((conv_low, conv_high))
+        post_crop.append((conv_low - low, conv_high - high))
     rhs = jnp.flip(regroup_kernel(w, spec.groups), axis=tuple(range(2, w.ndim)))
     y = _conv(x, rhs, spec, padding, spec.dilation, spec.stride, precision, preferred_element_type)
     return crop_axes(y, spec, post_crop)
@@ -328,21 +333,26 @@ def _phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element
     rhs = _reshape(
         jnp.moveaxis(rhs, -1, 1), (groups * phases * c_out_g, w.shape[0] // groups, *widths)
     )
-    # Negative padding is a crop of the input first: XLA's CPU convolutions returned
-    # wrong input gradients for negative paddings (measured on a float32 layer with crop
-    # (-1, 1), eagerly). Non-negative padding stays in the convolution (an explicit pad
-    # made the forward 1.5-1.8x slower).
-    padding = [p.padding(m) for p, m in zip(plans, _spatial_shape(x, spec))]
-    if any(v < 0 for pair in padding for v in pair):
-        config = [(0, 0, 0)] * x.ndim
-        for axis, (lo, hi) in zip(spec.spatial_axes, padding):
-            config[axis] = (min(lo, 0), min(hi, 0), 0)
-        x = lax.pad(x, jnp.zeros((), x.dtype), config)
+    # The convolution's own padding stays within [0, reach] per side; the rest is an
+    # explicit pad (or crop) of the input first. Beyond that range the padding of the
+    # input-gradient convolution JAX derives is negative, and XLA's CPU backend returned
+    # wrong float32 input gradients there (measured: <g, f(x)> != <f^T(g), x> for a
+    # padding of 2 with a kernel of 2). Inside it the pad stays fused in the convolution
+    # (an explicit pad made the forward 1.5-1.8x slower).
+    padding = []
+    config = [(0, 0, 0)] * x.ndim
+    for axis, plan, m in zip(spec.spatial_axes, plans, _spatial_shape(x, spec)):
+        reach = (plan.width - 1) * plan.reduced
+        lo, hi = plan.padding(m)
+        inner = (min(max(lo, 0), reach), min(max(hi, 0), reach))
+        padding.append(inner)
+        config[axis] = (lo - inner[0], hi - inner[1], 0)
+    xp = lax.pad(x, jnp.zeros((), x.dtype), config) if any(map(any, config)) else x
     z = _conv(
-        x,
+        xp,
         rhs,
         spec,
-        [(max(lo, 0), max(hi, 0)) for lo, hi in padding],
+        padding,
         [p.reduced for p in plans],
         (1,) * n,
         precision,
