@@ -66,7 +66,8 @@ def _reshape(a, shape):
     if -1 in shape:
         known = math.prod(d for d in shape if d != -1)
         shape = tuple(a.size // known if d == -1 else d for d in shape)
-    spec = getattr(getattr(jax.typeof(a), "sharding", None), "spec", None)
+    typeof = getattr(jax, "typeof", None)  # jax versions without explicit sharding lack it
+    spec = getattr(getattr(typeof(a), "sharding", None), "spec", None) if typeof else None
     if not spec or all(entry is None for entry in spec):
         return a.reshape(shape)
     kept = []
