@@ -313,7 +313,8 @@ def conv_transpose(
       inputs: ``(N, *spatial, C_in)`` (``"channels_last"``, the default) or
         ``(N, C_in, *spatial)``.
       kernel: ``(*kernel_size, filters, C_in)``.
-      strides, dilation_rate: an int or one per spatial axis.
+      strides: an int or one per spatial axis.
+      dilation_rate: an int or one per spatial axis.
       padding: ``"valid"`` or ``"same"`` (any case).
       output_padding: ``None`` or an int or one per spatial axis (see the module
         docstring for the lengths they give).
