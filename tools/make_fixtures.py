@@ -1212,6 +1212,15 @@ def _forked(work):
     return pickle.loads(data) if data else ("aborted", os.WTERMSIG(status))
 
 
+def _layer_kwargs(kw):
+    """``kw`` as the layer takes it: (low, high) padding pairs as tuples (flax and haiku
+    read a list pair as something else), the recorded JSON keeping lists."""
+    pads = kw.get("padding")
+    if isinstance(pads, list) and pads and isinstance(pads[0], list):
+        return dict(kw, padding=[tuple(p) for p in pads])
+    return dict(kw)
+
+
 def _jax_record(rng, fn, x, params):
     """Runs ``fn(x, params)`` under jax.vjp: output, cotangent and gradients (as numpy)."""
     import jax
@@ -1289,9 +1298,7 @@ def flax_fixtures(count, rng):
 
     def run(case, rng):
         ndim, kw, x_shape, c_in, c_out, api = case["args"]
-        layer_kw = dict(kw)
-        if isinstance(kw["padding"], list) and isinstance(kw["padding"][0], list):
-            layer_kw["padding"] = [tuple(p) for p in kw["padding"]]
+        layer_kw = _layer_kwargs(kw)
         x = rng.standard_normal(x_shape).astype("float32")
         if api == "linen":
             module = linen.ConvTranspose(c_out, **layer_kw)
@@ -1372,9 +1379,7 @@ def equinox_fixtures(count, rng):
 
     def run(case, rng):
         ndim, kw, x_shape, c_in, c_out = case["args"]
-        layer_kw = dict(kw)
-        if isinstance(kw["padding"], list) and isinstance(kw["padding"][0], list):
-            layer_kw["padding"] = [tuple(p) for p in kw["padding"]]
+        layer_kw = _layer_kwargs(kw)
         x = rng.standard_normal(x_shape).astype("float32")
         layer = eqx.nn.ConvTranspose(ndim, c_in, c_out, key=jax.random.key(0), **layer_kw)
         params = {"weight": rng.standard_normal(layer.weight.shape).astype("float32")}
@@ -1442,9 +1447,7 @@ def haiku_fixtures(count, rng):
 
     def run(case, rng):
         ndim, kw, x_shape, c_out = case["args"]
-        layer_kw = dict(kw)
-        if isinstance(kw["padding"], list):
-            layer_kw["padding"] = [tuple(p) for p in kw["padding"]]
+        layer_kw = _layer_kwargs(kw)
         x = rng.standard_normal(x_shape).astype("float32")
         f = hk.without_apply_rng(
             hk.transform(lambda x: hk.ConvNDTranspose(ndim, c_out, name="t", **layer_kw)(x))

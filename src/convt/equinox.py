@@ -23,14 +23,15 @@ the padding applied as usual).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from convt import _frontend as fe
+from convt import layers
 from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec, effective_kernel
 
@@ -203,46 +204,31 @@ def conv_transpose(
             f"equinox: padding_mode must be 'ZEROS' or 'CIRCULAR' ('REFLECT' and 'REPLICATE' "
             f"are not implemented for ConvTranspose), got {padding_mode!r}"
         )
-    kernel, stride_, dilation_, output_padding_ = _check(
-        ndim, jnp.shape(weight)[2:], stride, dilation, output_padding, groups
-    )
-    if jnp.shape(x)[-ndim - 1] % groups:
+    kernel = tuple(jnp.shape(weight)[2:])
+    spec = to_spec(ndim, stride, padding, output_padding, dilation, groups, kernel_size=kernel)
+    if jnp.shape(x)[-ndim - 1] % spec.groups:
         raise ValueError(
             f"equinox: groups={groups} must divide the x channels ({jnp.shape(x)[-ndim - 1]})"
         )
-    w = weight_to_canonical(weight, ndim=ndim, groups=groups)
+    w = weight_to_canonical(weight, ndim=ndim, groups=spec.groups)
     b = None if bias is None else bias_to_canonical(bias, ndim=ndim)
-    pairs, applied = forward_padding(
-        padding, kernel=kernel, stride=stride_, dilation=dilation_, output_padding=output_padding_
-    )
     if padding_mode == "CIRCULAR":
-        if (
-            any(output_padding_)
-            or not isinstance(_padding(padding, ndim), str)
-            or (_padding(padding, ndim) == "VALID")
+        if any(fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK)) or (
+            _padding(padding, ndim) not in ("SAME", "SAME_LOWER")
         ):
             raise ValueError(
                 "equinox: padding_mode='CIRCULAR' is implemented only for padding 'SAME' or "
                 "'SAME_LOWER' and output_padding 0"
             )
-        # equinox wraps the input by (k_e - 1 - p) // s and pads the rest as usual
-        transposed = np.array(
-            [
-                (effective_kernel(k, d) - 1 - lo, effective_kernel(k, d) - 1 - hi + op)
-                for k, d, (lo, hi), op in zip(kernel, dilation_, pairs, applied)
-            ]
-        )
-        wrap = transposed // np.asarray(stride_)[:, None]
-        rest = transposed % np.asarray(stride_)[:, None]
+        # equinox wraps the input by (pad // stride) of the lhs-dilated form's padding
+        # (k_e - 1 - crop) and applies the rest (pad % stride) as usual
+        reach = [effective_kernel(k, d) - 1 for k, d in zip(kernel, spec.dilation)]
+        pads = [(r - lo, r - hi) for r, (lo, hi) in zip(reach, spec.crop)]
         batch = [(0, 0)] * (2 - unbatched)
-        x = jnp.pad(x, [*batch, *((int(a), int(b_)) for a, b_ in wrap)], mode="wrap")
-        crop = tuple(
-            (effective_kernel(k, d) - 1 - int(a), effective_kernel(k, d) - 1 - int(b_))
-            for k, d, (a, b_) in zip(kernel, dilation_, rest)
-        )
-    else:
-        crop = tuple((lo, hi - op) for (lo, hi), op in zip(pairs, applied))
-    spec = ConvTransposeSpec(stride_, dilation_, crop, fe.check_int(groups, "groups", FRAMEWORK))
+        wrap = [(lo // s, hi // s) for (lo, hi), s in zip(pads, spec.stride)]
+        x = jnp.pad(x, [*batch, *wrap], mode="wrap")
+        crop = tuple((r - lo % s, r - hi % s) for r, (lo, hi), s in zip(reach, pads, spec.stride))
+        spec = dataclasses.replace(spec, crop=crop)
     # lax.conv_general_dilated's shape rule: an axis cropped away is empty
     batched_x = x[None] if unbatched else x
     empty = fe.cropped_to_nothing(batched_x, w, spec, FRAMEWORK, padding, preferred_element_type)
@@ -290,42 +276,10 @@ CONVENTION = Convention(
 # ------------------------------------------------------------------ the layer (torch's arguments)
 
 
-def _torch_call(args, x, weight, bias, output_size, method, precision):
-    from convt import torch as convt_torch
-
-    return convt_torch._conv_transpose(
-        args.ndim,
-        x,
-        weight,
-        bias,
-        stride=args.stride,
-        padding=args.padding,
-        output_padding=args.output_padding,
-        groups=args.groups,
-        dilation=args.dilation,
-        output_size=output_size,
-        padding_mode="zeros",
-        method=method,
-        precision=precision,
-        preferred_element_type=None,
-    )
-
-
-def _spatial_dims(kernel_size, num_spatial_dims) -> int:
-    if num_spatial_dims is not None:
-        return fe.check_int(num_spatial_dims, "num_spatial_dims", FRAMEWORK)
-    if fe.is_int(kernel_size):
-        raise ValueError(
-            "equinox: pass num_spatial_dims (or use ConvTranspose1d/2d/3d) when kernel_size "
-            "is an int"
-        )
-    return len(kernel_size)
-
-
-def _make_layers():
+def _make_layer():
     import equinox as eqx
 
-    from convt.layers import TorchArguments, init_params
+    from convt.torch import ConvTranspose as TorchLayer
 
     class ConvTranspose(eqx.Module):
         """A transposed convolution with torch's arguments, as an equinox module.
@@ -342,7 +296,7 @@ def _make_layers():
 
         weight: jax.Array
         bias: jax.Array | None
-        args: TorchArguments = eqx.field(static=True)
+        layer: TorchLayer = eqx.field(static=True)
         method: str = eqx.field(static=True)
 
         def __init__(
@@ -362,8 +316,7 @@ def _make_layers():
             method: str = "auto",
             key: jax.Array,
         ):
-            self.args = TorchArguments.parse(
-                _spatial_dims(kernel_size, num_spatial_dims),
+            self.layer, weight_shape = layers.torch_layer(
                 in_channels,
                 out_channels,
                 kernel_size,
@@ -372,41 +325,20 @@ def _make_layers():
                 output_padding,
                 groups,
                 dilation,
+                num_spatial_dims=num_spatial_dims,
+                framework=FRAMEWORK,
             )
-            params = init_params(key, self.args, bias=bias, dtype=dtype)
+            params = layers.init_params(key, weight_shape, groups, bias=bias, dtype=dtype)
             self.weight = params["weight"]
             self.bias = params.get("bias")
             self.method = method
 
         def __call__(self, x, output_size=None, *, key=None, precision=None):
             del key
-            return _torch_call(
-                self.args, x, self.weight, self.bias, output_size, self.method, precision
-            )
+            params = {"weight": self.weight, "bias": self.bias}
+            return self.layer(params, x, output_size, method=self.method, precision=precision)
 
-    def fixed(ndim):
-        class Layer(ConvTranspose):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, num_spatial_dims=ndim, **kwargs)
-
-        Layer.__name__ = Layer.__qualname__ = f"ConvTranspose{ndim}d"
-        return Layer
-
-    return {
-        "ConvTranspose": ConvTranspose,
-        "ConvTranspose1d": fixed(1),
-        "ConvTranspose2d": fixed(2),
-        "ConvTranspose3d": fixed(3),
-    }
+    return ConvTranspose
 
 
-_LAYERS: dict = {}
-
-
-def __getattr__(name: str):
-    """The layer classes, defined on first use so that equinox is imported only then."""
-    if name in ("ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"):
-        if not _LAYERS:
-            _LAYERS.update(_make_layers())
-        return _LAYERS[name]
-    raise AttributeError(f"module 'convt.equinox' has no attribute {name!r}")
+__getattr__ = layers.lazy_layers(__name__, _make_layer)

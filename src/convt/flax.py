@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from convt import _frontend as fe
 from convt import lax as convt_lax
+from convt import layers
 from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec
 
@@ -211,11 +212,8 @@ CONVENTION = Convention(
 # ------------------------------------------------------------------ the layer (torch's arguments)
 
 
-def _make_layers():
+def _make_layer():
     from flax import nnx
-
-    from convt.equinox import _spatial_dims, _torch_call
-    from convt.layers import TorchArguments, init_params
 
     class ConvTranspose(nnx.Module):
         """A transposed convolution with torch's arguments, as a flax nnx module.
@@ -246,8 +244,7 @@ def _make_layers():
             method: str = "auto",
             rngs: nnx.Rngs,
         ):
-            self.args = TorchArguments.parse(
-                _spatial_dims(kernel_size, num_spatial_dims),
+            self.layer, weight_shape = layers.torch_layer(
                 in_channels,
                 out_channels,
                 kernel_size,
@@ -256,41 +253,22 @@ def _make_layers():
                 output_padding,
                 groups,
                 dilation,
+                num_spatial_dims=num_spatial_dims,
+                framework=FRAMEWORK,
             )
-            params = init_params(rngs.params(), self.args, bias=bias, dtype=dtype)
+            params = layers.init_params(rngs.params(), weight_shape, groups, bias=bias, dtype=dtype)
             self.weight = nnx.Param(params["weight"])
             self.bias = nnx.Param(params["bias"]) if bias else None
             self.method = method
 
         def __call__(self, x, output_size=None, *, precision=None):
-            bias = None if self.bias is None else self.bias.get_value()
-            return _torch_call(
-                self.args, x, self.weight.get_value(), bias, output_size, self.method, precision
-            )
+            params = {
+                "weight": self.weight.get_value(),
+                "bias": None if self.bias is None else self.bias.get_value(),
+            }
+            return self.layer(params, x, output_size, method=self.method, precision=precision)
 
-    def fixed(ndim):
-        class Layer(ConvTranspose):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, num_spatial_dims=ndim, **kwargs)
-
-        Layer.__name__ = Layer.__qualname__ = f"ConvTranspose{ndim}d"
-        return Layer
-
-    return {
-        "ConvTranspose": ConvTranspose,
-        "ConvTranspose1d": fixed(1),
-        "ConvTranspose2d": fixed(2),
-        "ConvTranspose3d": fixed(3),
-    }
+    return ConvTranspose
 
 
-_LAYERS: dict = {}
-
-
-def __getattr__(name: str):
-    """The layer classes, defined on first use so that flax is imported only then."""
-    if name in ("ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"):
-        if not _LAYERS:
-            _LAYERS.update(_make_layers())
-        return _LAYERS[name]
-    raise AttributeError(f"module 'convt.flax' has no attribute {name!r}")
+__getattr__ = layers.lazy_layers(__name__, _make_layer)

@@ -106,6 +106,15 @@ def crop_axes(
     return lax.pad(y, jnp.zeros((), y.dtype), config)
 
 
+def _within_reach(padding: tuple[int, int], reach: int) -> tuple[int, int]:
+    """A convolution's ``(low, high)`` padding clamped to ``[0, reach]`` (the kernel's
+    reach, ``d (k - 1)``). The lowerings apply the rest outside the convolution: below 0
+    it blocks cuDNN's backward-data path on GPU; beyond the reach the input-gradient
+    convolution JAX derives has negative padding, which XLA's CPU backend computed
+    wrongly in float32."""
+    return tuple(min(max(p, 0), reach) for p in padding)
+
+
 def _conv(x, rhs, spec, padding, rhs_dilation, lhs_dilation, precision, preferred_element_type):
     return lax.conv_general_dilated(
         x,
@@ -156,19 +165,15 @@ def lhs_dilated(x, w, spec: ConvTransposeSpec, precision=None, preferred_element
     this is the form XLA's GPU backend hands to cuDNN as a backward-data convolution.
     """
     kernel = w.shape[2:]
-    hazards = xla_swap_hazard_axes(spec, kernel)
     padding, post_crop = [], []
-    for a, (k, d, (lo, hi)) in enumerate(zip(kernel, spec.dilation, spec.crop)):
+    for k, d, (lo, hi) in zip(kernel, spec.dilation, spec.crop):
         reach = d * (k - 1)
-        # The convolution's padding stays within [0, reach]: a crop beyond the kernel's
-        # reach is sliced off afterwards and an extension beyond it is zeros added
-        # afterwards. Negative padding stops XLA's GPU rewriter from making cuDNN's
-        # backward-data convolution; padding beyond the reach gives the derived
-        # input-gradient convolution a negative padding, which XLA's CPU backend computed
-        # wrongly in float32. A zero low padding on a hazard axis gets one more (sliced).
+        # Padding within [0, reach] (`_within_reach`): a crop beyond the reach is sliced
+        # off afterwards, an extension beyond it zero-filled afterwards. A zero low
+        # padding (every `xla_swap_hazard_axes` axis has one) gets one more, sliced off.
         low, high = reach - lo, reach - hi
-        conv_low, conv_high = min(max(low, 0), reach), min(max(high, 0), reach)
-        if conv_low == 0 and reach > 0 and (a in hazards or low <= 0):
+        conv_low, conv_high = _within_reach((low, high), reach)
+        if conv_low == 0 and reach > 0:
             conv_low = 1
         padding.append((conv_low, conv_high))
         post_crop.append((conv_low - low, conv_high - high))
@@ -334,18 +339,15 @@ def _phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element
     rhs = _reshape(
         jnp.moveaxis(rhs, -1, 1), (groups * phases * c_out_g, w.shape[0] // groups, *widths)
     )
-    # The convolution's own padding stays within [0, reach] per side; the rest is an
-    # explicit pad (or crop) of the input first. Beyond that range the padding of the
-    # input-gradient convolution JAX derives is negative, and XLA's CPU backend returned
-    # wrong float32 input gradients there (measured: <g, f(x)> != <f^T(g), x> for a
-    # padding of 2 with a kernel of 2). Inside it the pad stays fused in the convolution
-    # (an explicit pad made the forward 1.5-1.8x slower).
+    # Padding within [0, reach] (`_within_reach`) stays fused in the convolution; the rest
+    # is an explicit pad or crop of the input (padding everything explicitly made the
+    # forward 1.5-1.8x slower).
     padding = []
     config = [(0, 0, 0)] * x.ndim
     for axis, plan, m in zip(spec.spatial_axes, plans, _spatial_shape(x, spec)):
         reach = (plan.width - 1) * plan.reduced
         lo, hi = plan.padding(m)
-        inner = (min(max(lo, 0), reach), min(max(hi, 0), reach))
+        inner = _within_reach((lo, hi), reach)
         padding.append(inner)
         config[axis] = (lo - inner[0], hi - inner[1], 0)
     xp = lax.pad(x, jnp.zeros((), x.dtype), config) if any(map(any, config)) else x
