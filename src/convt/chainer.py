@@ -14,12 +14,16 @@ dilation returns arrays of meaningless shape there; convt raises instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from convt import _frontend as fe
+from convt import layers
 from convt.convention import Convention, Option, standard_options
 from convt.spec import ConvTransposeSpec, effective_kernel
 
@@ -254,6 +258,181 @@ def deconvolution_3d(
         precision=precision,
         preferred_element_type=preferred_element_type,
     )
+
+
+# ------------------------------------------------------------------ chainer links to JAX
+
+
+def DeconvolutionND(  # noqa: N802 - chainer's name
+    ndim: int,
+    in_channels: int,
+    out_channels: int,
+    ksize: IntOrTuple,
+    stride: IntOrTuple = 1,
+    pad: IntOrTuple = 0,
+    nobias: bool = False,
+    outsize: Sequence[int] | None = None,
+    initialW: Any = None,  # noqa: N803 - chainer's name
+    initial_bias: Any = None,
+    dilate: IntOrTuple = 1,
+    groups: int = 1,
+) -> layers.Layer:
+    """``chainer.links.DeconvolutionND(ndim, in_channels, out_channels, ksize, stride=1,
+    pad=0, nobias=False, outsize=None, initialW=None, initial_bias=None, dilate=1,
+    groups=1)`` as a `convt.layers.Layer` (``in_channels`` and ``ksize`` given; the
+    parameters come from a converter or `init`, so ``initialW`` and ``initial_bias`` must
+    be ``None``)."""
+    ndim = fe.check_int(ndim, "ndim", FRAMEWORK, minimum=0)
+    if initialW is not None or initial_bias is not None:
+        raise TypeError(
+            "chainer: initialW and initial_bias must be None here: pass the arrays as the "
+            "layer's params, or draw chainer's defaults with convt.chainer.init"
+        )
+    if in_channels is None or ksize is None:
+        raise TypeError("chainer: in_channels and ksize must be given (no lazy shapes)")
+    in_channels, out_channels, groups = layers.check_channels(
+        FRAMEWORK, in_channels, out_channels, groups
+    )
+    kernel = fe.int_tuple(ksize, ndim, "ksize", FRAMEWORK)
+    fe.check_at_least(kernel, 1, "ksize", FRAMEWORK)
+    if outsize is not None and all(v is None for v in outsize):
+        outsize = None  # Deconvolution2D stores (None, None) for "not given"
+    config = dict(
+        stride=fe.int_tuple(stride, ndim, "stride", FRAMEWORK),
+        pad=fe.int_tuple(pad, ndim, "pad", FRAMEWORK),
+        outsize=layers.frozen(outsize),
+        dilate=fe.int_tuple(dilate, ndim, "dilate", FRAMEWORK),
+        groups=groups,
+    )
+    to_spec(ndim, **{k: v for k, v in config.items() if k != "outsize"})  # chainer's checks
+    return layers.Layer(
+        convention=FRAMEWORK,
+        function="deconvolution_nd",
+        in_channels=in_channels,
+        out_channels=out_channels,
+        kernel_size=kernel,
+        groups=groups,
+        bias=not nobias,
+        config=tuple(config.items()),
+    )
+
+
+def Deconvolution2D(  # noqa: N802 - chainer's name
+    in_channels: int,
+    out_channels: int,
+    ksize: IntOrTuple,
+    stride: IntOrTuple = 1,
+    pad: IntOrTuple = 0,
+    nobias: bool = False,
+    outsize: Sequence[int] | None = None,
+    initialW: Any = None,  # noqa: N803 - chainer's name
+    initial_bias: Any = None,
+    *,
+    dilate: IntOrTuple = 1,
+    groups: int = 1,
+) -> layers.Layer:
+    """``chainer.links.Deconvolution2D`` as a `convt.layers.Layer` (see
+    `DeconvolutionND`)."""
+    return DeconvolutionND(
+        2,
+        in_channels,
+        out_channels,
+        ksize,
+        stride,
+        pad,
+        nobias,
+        outsize,
+        initialW,
+        initial_bias,
+        dilate=dilate,
+        groups=groups,
+    )
+
+
+def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
+    """Parameters drawn as chainer initialises a deconvolution link: the weight from
+    ``LeCunNormal``, ``N(0, 1 / fan_in)`` with ``fan_in = (c_O / groups) prod(ksize)``
+    (chainer's fans of the ``(c_I, c_O / groups, *k)`` weight), the bias zeros."""
+    std = 1 / math.sqrt(math.prod(layer.weight_shape[1:]))
+    return layers.drawn_params(key, layer, ("normal", std), ("zeros", 0.0), dtype)
+
+
+def from_link(link: Any) -> tuple[dict, layers.Layer]:
+    """``(params, layer)`` for a ``chainer.links.Deconvolution2D`` or
+    ``DeconvolutionND`` (``Deconvolution1D``/``3D``) with initialised parameters.
+    chainer is not imported: the link's attributes are read."""
+    kind = type(link).__name__
+    if kind not in LINK_CLASSES:
+        raise TypeError(f"chainer: from_link takes a deconvolution link, got {kind}")
+    if link.W.array is None:
+        raise ValueError("chainer: the link's W is not initialised yet (run it once)")
+    weight = np.asarray(link.W.array)
+    ndim = weight.ndim - 2
+    outsize = link.outsize
+    layer = DeconvolutionND(
+        ndim,
+        weight.shape[0],
+        link.out_channels,
+        weight.shape[2:],
+        stride=layers.frozen(link.stride),
+        pad=layers.frozen(link.pad),
+        nobias=link.b is None,
+        outsize=None if outsize is None else tuple(outsize),
+        dilate=layers.frozen(link.dilate),
+        groups=link.groups,
+    )
+    bias = None if link.b is None else np.asarray(link.b.array)
+    return layers.canonical_params(FRAMEWORK, weight, bias, ndim=ndim, groups=layer.groups), layer
+
+
+LINK_CLASSES = ("Deconvolution2D", "DeconvolutionND", "Deconvolution1D", "Deconvolution3D")
+
+
+def from_model(chain: Any) -> dict[str, tuple[dict, layers.Layer]]:
+    """``{path: (params, layer)}`` for every deconvolution link in a chainer ``Chain``,
+    keyed by the link's path without the leading ``/`` (``"dec/up1"``, as
+    ``save_npz`` names it; the chain itself is ``""``)."""
+    if not hasattr(chain, "namedlinks"):
+        raise TypeError(f"chainer: from_model takes a chainer Link, got {type(chain)!r}")
+    return {
+        name.lstrip("/"): from_link(link)
+        for name, link in chain.namedlinks()
+        if type(link).__name__ in LINK_CLASSES
+    }
+
+
+def from_npz(
+    file: Any, links: Mapping[str, layers.Layer], path: str = ""
+) -> dict[str, dict[str, jax.Array]]:
+    """Canonical parameters from a ``chainer.serializers.save_npz`` file (a path or
+    file object) for the deconvolution links ``links`` (``{link path: layer}``, paths as
+    `from_model` names them): ``{link path: params}`` from the ``<path><link>/W`` and
+    ``/b`` entries. ``path`` is the prefix of the saved object inside the file, as
+    chainer's ``load_npz(path=...)`` takes it (a trainer snapshot's model:
+    ``"updater/model:main/"``). numpy only: chainer is not needed."""
+    with np.load(file) as npz:
+        out = {}
+        for name, layer in links.items():
+            key = f"{path}{name}/"
+            if key + "W" not in npz:
+                raise KeyError(
+                    f"chainer: {file!r} has no {key}W (entries: {', '.join(sorted(npz)[:8])} ...)"
+                )
+            bias = None
+            if layer.bias:
+                if key + "b" not in npz:
+                    raise KeyError(f"chainer: {file!r} has no {key}b (the layer has a bias)")
+                bias = npz[key + "b"]
+            params = layers.canonical_params(
+                FRAMEWORK, npz[key + "W"], bias, ndim=layer.ndim, groups=layer.groups
+            )
+            if params["weight"].shape != layer.weight_shape:
+                raise ValueError(
+                    f"chainer: {key}W has shape {params['weight'].shape}, the layer needs "
+                    f"{layer.weight_shape}"
+                )
+            out[name] = params
+    return out
 
 
 CONVENTION = Convention(

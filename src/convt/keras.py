@@ -30,12 +30,16 @@ There are no groups. The layers add two checks of their own (`layer_to_spec`):
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from convt import _frontend as fe
+from convt import layers
 from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec, effective_kernel
 from convt.tensorflow import weight_from_canonical, weight_to_canonical
@@ -375,6 +379,159 @@ def conv_transpose_layer(
         precision=precision,
         preferred_element_type=preferred_element_type,
     )
+
+
+# ------------------------------------------------------------------ Keras layers to JAX
+
+LINEAR_ACTIVATIONS = (None, "linear")
+
+
+def _layer(
+    ndim: int,
+    filters: int,
+    kernel_size: Any,
+    strides: Any = 1,
+    padding: str = "valid",
+    output_padding: Any = None,
+    data_format: str | None = None,
+    dilation_rate: Any = 1,
+    activation: Any = None,
+    use_bias: bool = True,
+    *,
+    in_channels: int,
+    backend: str = "tensorflow",
+) -> layers.Layer:
+    if activation not in LINEAR_ACTIVATIONS:
+        raise ValueError(
+            f"keras: activation={activation!r}: the layer computes the convolution only; build "
+            "it with activation=None and apply the activation (jax.nn...) to its output"
+        )
+    in_channels, filters, _ = layers.check_channels(FRAMEWORK, in_channels, filters, 1)
+    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+    config = dict(
+        strides=fe.int_tuple(strides, ndim, "strides", FRAMEWORK),
+        padding=_padding(padding),
+        output_padding=(
+            None
+            if output_padding is None
+            else fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK)
+        ),
+        data_format=_data_format(data_format),
+        dilation_rate=fe.int_tuple(dilation_rate, ndim, "dilation_rate", FRAMEWORK),
+        backend=backend,
+    )
+    layer_to_spec(ndim, kernel_size=kernel, **config)  # the layer's checks, raised now
+    return layers.Layer(
+        convention=FRAMEWORK,
+        function="conv_transpose_layer",
+        in_channels=in_channels,
+        out_channels=filters,
+        kernel_size=kernel,
+        bias=bool(use_bias),
+        config=tuple(config.items()),
+    )
+
+
+def Conv1DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - Keras's name
+    """``keras.layers.Conv1DTranspose(filters, kernel_size, strides=1, padding="valid",
+    output_padding=None, data_format=None, dilation_rate=1, activation=None,
+    use_bias=True, *, in_channels, backend="tensorflow")`` as a `convt.layers.Layer`
+    (Keras builds its kernel from the first input; here ``in_channels`` says its size)."""
+    return _layer(1, *args, **kwargs)
+
+
+def Conv2DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - Keras's name
+    """``keras.layers.Conv2DTranspose`` (arguments as `Conv1DTranspose`'s)."""
+    return _layer(2, *args, **kwargs)
+
+
+def Conv3DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - Keras's name
+    """``keras.layers.Conv3DTranspose`` (arguments as `Conv1DTranspose`'s)."""
+    return _layer(3, *args, **kwargs)
+
+
+def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
+    """Parameters drawn as Keras initialises a ``Conv{N}DTranspose`` by default: the
+    kernel from ``glorot_uniform``, ``U(-a, a)`` with ``a = sqrt(6 / (fan_in +
+    fan_out))``, ``fan_in = filters prod(kernel)`` and ``fan_out = C_in prod(kernel)``
+    (Keras's fans of the ``(*kernel, filters, C_in)`` kernel); the bias ``zeros``."""
+    bound = math.sqrt(6 / ((layer.in_channels + layer.out_channels) * math.prod(layer.kernel_size)))
+    return layers.drawn_params(key, layer, ("uniform", bound), ("zeros", 0.0), dtype)
+
+
+def from_config(
+    config: dict, weights: Any, *, backend: str = "tensorflow"
+) -> tuple[dict, layers.Layer]:
+    """``(params, layer)`` from a ``Conv{N}DTranspose``'s ``get_config()`` and
+    ``get_weights()`` (``[kernel (*k, filters, C_in), bias (filters,)]``)."""
+    weights = [np.asarray(w) for w in weights]
+    kernel_size = tuple(config["kernel_size"])
+    ndim = len(kernel_size)
+    if not weights or weights[0].ndim != ndim + 2:
+        raise ValueError(
+            f"keras: weights must start with the {ndim + 2}-D kernel (*kernel_size, filters, "
+            f"in_channels), got shapes {[w.shape for w in weights]}"
+        )
+    use_bias = config.get("use_bias", True)
+    if len(weights) != 1 + bool(use_bias):
+        raise ValueError(
+            f"keras: use_bias={use_bias} needs {1 + bool(use_bias)} weights, got {len(weights)}"
+        )
+    layer = _layer(
+        ndim,
+        config["filters"],
+        kernel_size,
+        strides=config.get("strides", 1),
+        padding=config.get("padding", "valid"),
+        output_padding=config.get("output_padding"),
+        data_format=config.get("data_format"),
+        dilation_rate=config.get("dilation_rate", 1),
+        activation=config.get("activation"),
+        use_bias=use_bias,
+        in_channels=weights[0].shape[-1],
+        backend=backend,
+    )
+    bias = weights[1] if use_bias else None
+    return layers.canonical_params(FRAMEWORK, weights[0], bias, ndim=ndim, groups=1), layer
+
+
+LAYER_CLASSES = ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
+
+
+def _keras_backend() -> str:
+    keras = sys.modules.get("keras")  # loaded wherever a Keras layer exists
+    backend = keras.backend.backend() if keras is not None else "tensorflow"
+    return backend if backend in BACKENDS else "tensorflow"
+
+
+def from_layer(layer: Any, *, backend: str | None = None) -> tuple[dict, layers.Layer]:
+    """``(params, layer)`` for a built ``keras.layers.Conv{1,2,3}DTranspose``; the
+    computation follows the Keras backend in use (``backend`` overrides it:
+    ``"tensorflow"``, or ``"jax"`` for the backends that compute every length)."""
+    if type(layer).__name__ not in LAYER_CLASSES:
+        raise TypeError(
+            f"keras: from_layer takes a Conv1DTranspose/2D/3D layer, got {type(layer).__name__}"
+        )
+    if not layer.get_weights():
+        raise ValueError("keras: the layer is not built yet (call it once or build it)")
+    return from_config(layer.get_config(), layer.get_weights(), backend=backend or _keras_backend())
+
+
+def from_model(model: Any, *, backend: str | None = None) -> dict[str, tuple[dict, layers.Layer]]:
+    """``{name: (params, layer)}`` for every ``Conv{N}DTranspose`` in a Keras model
+    (nested models and layers included), keyed by the layer's ``name``."""
+    if not hasattr(model, "layers"):
+        raise TypeError(f"keras: from_model takes a Keras model, got {type(model)!r}")
+    found: dict[str, tuple[dict, layers.Layer]] = {}
+
+    def walk(container):
+        for sub in getattr(container, "layers", ()):
+            if type(sub).__name__ in LAYER_CLASSES:
+                found[sub.name] = from_layer(sub, backend=backend)
+            walk(sub)
+
+    walk(model)
+    return found
 
 
 CONVENTION = Convention(

@@ -1,7 +1,16 @@
-"""What the layer classes of `convt.flax` and `convt.equinox` share: torch's arguments,
+"""Layers: a framework layer's configuration as a static JAX callable (`Layer`), and
+what the layer classes of `convt.flax` and `convt.equinox` share: torch's arguments,
 torch's initialisation, the ``ConvTranspose1d/2d/3d`` variants, and defining the
 classes only when they are first asked for (so that flax and equinox are imported only
 then).
+
+`Layer` is what every framework's converter returns (``convt.paddle.from_layer``,
+``convt.megengine.from_module``, ``convt.chainer.from_link``, ``convt.keras.from_layer``,
+``convt.onnx.from_model``) and what its layer constructors build
+(``convt.paddle.Conv2DTranspose(...)``, ...): the parameters stay canonical
+(``{"weight": (C_in, C_out // groups, *kernel), "bias": (C_out,)}``) whatever the
+framework, and the layer applies the framework's own front-end to them, so a ported
+layer gives the framework's numbers and its parameters can move between conventions.
 
 `init_params` draws a ``ConvTranspose``'s parameters as torch's
 ``ConvTransposeNd.reset_parameters`` does: ``kaiming_uniform_(weight, a=sqrt(5))`` and a
@@ -13,18 +22,183 @@ weight is the output channels per group), so both bounds are
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from convt import _frontend as fe
+from convt import convention as registry
 from convt import torch as convt_torch
 
 IntOrTuple = int | Sequence[int]
 LAYER_NAMES = ("ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
+
+
+def frozen(value: Any) -> Any:
+    """``value`` with its lists (and nested lists) as tuples, so that it hashes."""
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return frozen(value.tolist())
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One framework layer's configuration, static and hashable.
+
+    ``layer(params, x, output_size=None)`` runs the framework's front-end
+    (``convt.<convention>.<function>``) with the layer's arguments (``config``) on
+    canonical parameters ``{"weight": (C_in, C_out // groups, *kernel), "bias":
+    (C_out,)}`` (the bias only when ``bias``), converted to the framework's layout on the
+    way. ``layer.init(key)`` draws parameters as the framework initialises the layer.
+    Build one with a framework's constructor (``convt.paddle.Conv2DTranspose(...)``,
+    ``convt.megengine.ConvTranspose2d(...)``, ``convt.chainer.Deconvolution2D(...)``,
+    ``convt.keras.Conv2DTranspose(...)``) or get one from a converter.
+
+    Attributes:
+      convention: the convention's registry name (``"paddle"``).
+      function: the front-end function of that module the layer calls.
+      in_channels, out_channels, kernel_size, groups, bias: the parameter shapes.
+      config: the function's keyword arguments, as ``(name, value)`` pairs.
+      output_size_name: the function's argument that ``output_size`` at call time
+        fills (``None``: the framework's layer takes none).
+      output_size_drops: arguments left out when ``output_size`` is given (paddle's
+        layer drops its ``output_padding`` then).
+    """
+
+    convention: str
+    function: str
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, ...]
+    groups: int = 1
+    bias: bool = True
+    config: tuple[tuple[str, Any], ...] = ()
+    output_size_name: str | None = None
+    output_size_drops: tuple[str, ...] = ()
+
+    @property
+    def ndim(self) -> int:
+        return len(self.kernel_size)
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """The canonical weight's shape ``(C_in, C_out // groups, *kernel)``."""
+        return (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
+
+    def _module(self):
+        return importlib.import_module(registry.MODULES[self.convention])
+
+    def init(self, key: jax.Array, dtype: Any = jnp.float32) -> dict:
+        """Canonical parameters drawn with the framework's default initialisers."""
+        module = self._module()
+        if not hasattr(module, "init"):
+            raise ValueError(f"{self.convention}: the framework defines no initialisation")
+        return module.init(key, self, dtype=dtype)
+
+    def __call__(
+        self,
+        params: Mapping[str, Any],
+        x: jax.Array,
+        output_size: Any = None,
+        *,
+        method: str = "auto",
+        precision: Any = None,
+        preferred_element_type: Any = None,
+    ) -> jax.Array:
+        conv = registry.get(self.convention)
+        bias = params.get("bias")
+        if (bias is not None) != self.bias:
+            raise ValueError(
+                f"{self.convention}: the layer was built with bias={self.bias} but params "
+                f"{'has' if bias is not None else 'has no'} 'bias'"
+            )
+        kwargs = dict(self.config)
+        if output_size is not None:
+            if self.output_size_name is None:
+                raise TypeError(
+                    f"{self.convention}: this layer takes no output size at call time (set it "
+                    "when building the layer)"
+                )
+            for name in self.output_size_drops:
+                kwargs.pop(name, None)
+            kwargs[self.output_size_name] = output_size
+        weight = conv.weight_from_canonical(params["weight"], ndim=self.ndim, groups=self.groups)
+        if bias is not None:
+            bias = conv.bias_from_canonical(bias, ndim=self.ndim)
+        return getattr(self._module(), self.function)(
+            x,
+            weight,
+            bias,
+            **kwargs,
+            method=method,
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+        )
+
+
+def canonical_params(
+    convention: str, weight: Any, bias: Any, *, ndim: int, groups: int
+) -> dict[str, jax.Array]:
+    """A framework's weight and bias (numpy or JAX arrays; the bias may be ``None``) as
+    canonical JAX parameters."""
+    conv = registry.get(convention)
+    params = {
+        "weight": jnp.asarray(
+            conv.weight_to_canonical(jnp.asarray(weight), ndim=ndim, groups=groups)
+        )
+    }
+    if bias is not None:
+        params["bias"] = jnp.asarray(conv.bias_to_canonical(jnp.asarray(bias), ndim=ndim))
+    return params
+
+
+def check_channels(framework: str, in_channels: Any, out_channels: Any, groups: Any) -> tuple:
+    """``(in_channels, out_channels, groups)`` as ints, divisible as a grouped layer needs."""
+    in_channels = fe.check_int(in_channels, "in_channels", framework)
+    out_channels = fe.check_int(out_channels, "out_channels", framework)
+    groups = fe.check_int(groups, "groups", framework)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{framework}: in_channels ({in_channels}) and out_channels ({out_channels}) must "
+            f"be divisible by groups ({groups})"
+        )
+    return in_channels, out_channels, groups
+
+
+def draw(key: jax.Array, kind: str, scale: float, shape: Sequence[int], dtype: Any) -> jax.Array:
+    """``U(-scale, scale)`` (``kind="uniform"``), ``N(0, scale^2)`` (``"normal"``) or
+    zeros (``"zeros"``)."""
+    shape = tuple(shape)
+    if kind == "uniform":
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+    if kind == "normal":
+        return scale * jax.random.normal(key, shape, dtype)
+    return jnp.zeros(shape, dtype)
+
+
+def drawn_params(
+    key: jax.Array,
+    layer: Layer,
+    weight_init: tuple[str, float],
+    bias_init: tuple[str, float],
+    dtype: Any,
+) -> dict:
+    """Canonical parameters for ``layer``, each drawn by ``(kind, scale)`` (`draw`)."""
+    w_key, b_key = jax.random.split(key)
+    params = {"weight": draw(w_key, *weight_init, layer.weight_shape, dtype)}
+    if layer.bias:
+        params["bias"] = draw(b_key, *bias_init, (layer.out_channels,), dtype)
+    return params
 
 
 def torch_layer(
@@ -53,14 +227,7 @@ def torch_layer(
         )
     else:
         ndim = len(kernel_size)
-    in_channels = fe.check_int(in_channels, "in_channels", "torch")
-    out_channels = fe.check_int(out_channels, "out_channels", "torch")
-    groups = fe.check_int(groups, "groups", "torch")
-    if in_channels % groups or out_channels % groups:
-        raise ValueError(
-            f"torch: in_channels ({in_channels}) and out_channels ({out_channels}) must "
-            f"be divisible by groups ({groups})"
-        )
+    in_channels, out_channels, groups = check_channels("torch", in_channels, out_channels, groups)
     kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", "torch")
     fe.check_at_least(kernel, 1, "kernel_size", "torch")
     layer = convt_torch.ConvTranspose(

@@ -22,13 +22,16 @@ megengine, an integer ``inp`` or ``weight`` beside a floating one is promoted (m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from convt import _frontend as fe
+from convt import layers
 from convt.convention import Convention, standard_options
 from convt.spec import ConvTransposeSpec
 
@@ -250,6 +253,146 @@ def conv_transpose3d(
         precision=precision,
         preferred_element_type=preferred_element_type,
     )
+
+
+# ------------------------------------------------------------------ megengine modules to JAX
+
+_MODULE_CLASSES = {2: "ConvTranspose2d", 3: "ConvTranspose3d"}
+
+
+def _layer(
+    ndim: int,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    bias: bool = True,
+    conv_mode: str = "cross_correlation",
+    compute_mode: str = "default",
+) -> layers.Layer:
+    in_channels, out_channels, groups = layers.check_channels(
+        FRAMEWORK, in_channels, out_channels, groups
+    )
+    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+    fe.check_at_least(kernel, 1, "kernel_size", FRAMEWORK)
+    config = dict(
+        stride=fe.int_tuple(stride, ndim, "stride", FRAMEWORK),
+        padding=fe.int_tuple(padding, ndim, "padding", FRAMEWORK),
+        output_padding=fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK),
+        dilation=fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK),
+        groups=groups,
+    )
+    to_spec(ndim, **config)  # megengine's checks, raised when the module is built
+    if ndim == 2:
+        config.update(conv_mode=conv_mode, compute_mode=compute_mode)
+    elif (conv_mode, compute_mode) != ("cross_correlation", "default"):
+        raise TypeError("megengine: ConvTranspose3d takes no conv_mode or compute_mode")
+    return layers.Layer(
+        convention=FRAMEWORK,
+        function=f"conv_transpose{ndim}d",
+        in_channels=in_channels,
+        out_channels=out_channels,
+        kernel_size=kernel,
+        groups=groups,
+        bias=bool(bias),
+        config=tuple(config.items()),
+    )
+
+
+def ConvTranspose2d(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - megengine's name
+    """``megengine.module.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1,
+    padding=0, output_padding=0, dilation=1, groups=1, bias=True,
+    conv_mode="cross_correlation", compute_mode="default")`` as a `convt.layers.Layer`."""
+    return _layer(2, *args, **kwargs)
+
+
+def ConvTranspose3d(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - megengine's name
+    """``megengine.module.ConvTranspose3d(in_channels, out_channels, kernel_size, stride=1,
+    padding=0, output_padding=0, dilation=1, groups=1, bias=True)`` as a
+    `convt.layers.Layer`."""
+    return _layer(3, *args, **kwargs)
+
+
+def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
+    """Parameters drawn as megengine's ``reset_parameters`` does: the weight from
+    ``N(0, 1 / fan_in)``, the bias zeros. megengine's ``fan_in`` differs by rank:
+    ``ConvTranspose2d`` uses ``kh * kw * out_channels``, ``ConvTranspose3d``
+    ``kt * kh * kw * in_channels`` (groups ignored in both)."""
+    channels = layer.out_channels if layer.ndim == 2 else layer.in_channels
+    std = 1 / math.sqrt(channels * math.prod(layer.kernel_size))
+    return layers.drawn_params(key, layer, ("normal", std), ("zeros", 0.0), dtype)
+
+
+def from_state_dict(state_dict: Mapping[str, Any], layer: layers.Layer, prefix: str = "") -> dict:
+    """Canonical parameters for ``layer`` from a megengine state dict
+    (``module.state_dict()``, ``megengine.load(path)``: numpy arrays or tensors): the
+    ``prefix + "weight"`` (4-D/5-D, or grouped 5-D/6-D) and ``prefix + "bias"``
+    (``(1, C_out, 1, ...)``)."""
+
+    def array(name):
+        if prefix + name not in state_dict:
+            raise KeyError(f"megengine: the state dict has no {prefix}{name}")
+        value = state_dict[prefix + name]
+        return value.numpy() if hasattr(value, "numpy") else value
+
+    params = layers.canonical_params(
+        FRAMEWORK,
+        array("weight"),
+        array("bias") if layer.bias else None,
+        ndim=layer.ndim,
+        groups=layer.groups,
+    )
+    if params["weight"].shape != layer.weight_shape:
+        raise ValueError(
+            f"megengine: {prefix}weight gives a canonical weight of shape "
+            f"{params['weight'].shape}, the module needs {layer.weight_shape}"
+        )
+    return params
+
+
+def from_module(module: Any) -> tuple[dict, layers.Layer]:
+    """``(params, layer)`` for a ``megengine.module.ConvTranspose2d/3d``: canonical
+    parameters and the static `convt.layers.Layer`. megengine is not imported: the
+    module's attributes and ``state_dict()`` are read."""
+    ndim = len(np.atleast_1d(getattr(module, "kernel_size", ())))
+    if type(module).__name__ != _MODULE_CLASSES.get(ndim):
+        raise TypeError(
+            f"megengine: from_module takes a ConvTranspose2d/3d module, got "
+            f"{type(module).__name__}"
+        )
+    modes = {}
+    if ndim == 2:
+        modes = dict(conv_mode=module.conv_mode, compute_mode=module.compute_mode)
+    layer = _layer(
+        ndim,
+        module.in_channels,
+        module.out_channels,
+        tuple(module.kernel_size),
+        stride=layers.frozen(module.stride),
+        padding=layers.frozen(module.padding),
+        output_padding=layers.frozen(module.output_padding),
+        dilation=layers.frozen(module.dilation),
+        groups=module.groups,
+        bias=module.bias is not None,
+        **modes,
+    )
+    return from_state_dict(module.state_dict(), layer), layer
+
+
+def from_model(model: Any) -> dict[str, tuple[dict, layers.Layer]]:
+    """``{path: (params, layer)}`` for every transposed convolution in a megengine
+    model, keyed as ``model.named_modules()`` names them."""
+    if not hasattr(model, "named_modules"):
+        raise TypeError(f"megengine: from_model takes a megengine Module, got {type(model)!r}")
+    return {
+        name: from_module(module)
+        for name, module in model.named_modules()
+        if type(module).__name__ in _MODULE_CLASSES.values()
+    }
 
 
 CONVENTION = Convention(

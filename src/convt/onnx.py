@@ -300,6 +300,58 @@ def from_node(
     return call, array(inputs[1]), array(inputs[2])
 
 
+def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[dict, Any]]:
+    """``{name: (params, layer)}`` for every ``ConvTranspose`` node of an ONNX model
+    (a ``ModelProto``, ``GraphProto``, or a path to a ``.onnx`` file), keyed by the
+    node's name (its first output's name when it has none): canonical parameters from
+    the graph's initializers and a static `convt.layers.Layer` with the node's
+    attributes. ``W`` must be an initializer; ``B`` too when the node has one. onnx is
+    imported here only."""
+    import onnx
+    from onnx import numpy_helper
+
+    from convt import layers
+
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        model = onnx.load(model)
+    graph = model.graph if hasattr(model, "graph") else model
+    initializers = {t.name: t for t in graph.initializer}
+    found = {}
+    for node in graph.node:
+        if node.op_type != "ConvTranspose":
+            continue
+        name = node.name or node.output[0]
+        inputs = list(node.input) + [""] * (3 - len(node.input))
+        for role, tensor in (("W", inputs[1]), ("B", inputs[2])):
+            if tensor and tensor not in initializers:
+                raise ValueError(
+                    f"onnx: node {name!r}: its {role} ({tensor!r}) is computed in the graph, not "
+                    "an initializer; only weights stored in the model can be converted"
+                )
+        weight = numpy_helper.to_array(initializers[inputs[1]])
+        bias = numpy_helper.to_array(initializers[inputs[2]]) if inputs[2] else None
+        attrs = attributes_of(node)
+        group = int(attrs.get("group", 1))
+        ndim = weight.ndim - 2
+        if "kernel_shape" in attrs and tuple(attrs["kernel_shape"]) != weight.shape[2:]:
+            raise ValueError(
+                f"onnx: node {name!r}: kernel_shape {tuple(attrs['kernel_shape'])} does not "
+                f"match W's shape {weight.shape}"
+            )
+        layer = layers.Layer(
+            convention=FRAMEWORK,
+            function="conv_transpose",
+            in_channels=weight.shape[0],
+            out_channels=weight.shape[1] * group,
+            kernel_size=tuple(weight.shape[2:]),
+            groups=group,
+            bias=bias is not None,
+            config=tuple((k, layers.frozen(v)) for k, v in {**attrs, "reading": reading}.items()),
+        )
+        found[name] = (layers.canonical_params(FRAMEWORK, weight, bias, ndim=ndim, groups=group), layer)
+    return found
+
+
 CONVENTION = Convention(
     name=FRAMEWORK,
     aliases=("onnxruntime",),
@@ -318,4 +370,12 @@ CONVENTION = Convention(
     summary="ONNX ConvTranspose (onnxruntime's reading, or the spec's)",
 )
 
-__all__ = ["CONVENTION", "NotExpressible", "conv_transpose", "from_node", "from_spec", "to_spec"]
+__all__ = [
+    "CONVENTION",
+    "NotExpressible",
+    "conv_transpose",
+    "from_model",
+    "from_node",
+    "from_spec",
+    "to_spec",
+]

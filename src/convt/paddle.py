@@ -24,13 +24,16 @@ paddle does not reject ``dilation=0`` (it returns meaningless shapes); convt doe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from convt import _frontend as fe
+from convt import layers
 from convt.convention import Convention, Option, standard_options
 from convt.spec import ConvTransposeSpec
 
@@ -354,6 +357,196 @@ def conv3d_transpose(
         precision=precision,
         preferred_element_type=preferred_element_type,
     )
+
+
+# ------------------------------------------------------------------ paddle layers to JAX
+
+_LAYER_CLASSES = {1: "Conv1DTranspose", 2: "Conv2DTranspose", 3: "Conv3DTranspose"}
+WEIGHT_NORM_EPS = 1e-12
+
+
+def _layer(
+    ndim: int,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: Any = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    weight_attr: Any = None,
+    bias_attr: Any = None,
+    data_format: str | None = None,
+) -> layers.Layer:
+    del weight_attr  # initialisers and regularisers: `init` draws paddle's default
+    name = _LAYER_CLASSES[ndim]
+    in_channels, out_channels, groups = layers.check_channels(
+        FRAMEWORK, in_channels, out_channels, groups
+    )
+    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+    fe.check_at_least(kernel, 1, "kernel_size", FRAMEWORK)
+    data_format = data_format or DATA_FORMATS[ndim][0]
+    config = dict(
+        stride=fe.int_tuple(stride, ndim, "stride", FRAMEWORK),  # as the layer stores them
+        padding=layers.frozen(padding),
+        output_padding=layers.frozen(output_padding),
+        dilation=fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK),
+        groups=groups,
+        data_format=data_format,
+    )
+    # paddle's checks, raised when the layer is built ("SAME" pads on a stand-in size)
+    to_spec(ndim, **config, kernel_size=kernel, input_size=kernel)
+    if bias_attr is not None and bias_attr is not False:
+        raise TypeError(f"paddle: {name}: bias_attr must be None or False here, got {bias_attr!r}")
+    return layers.Layer(
+        convention=FRAMEWORK,
+        function=f"conv{ndim}d_transpose",
+        in_channels=in_channels,
+        out_channels=out_channels,
+        kernel_size=kernel,
+        groups=groups,
+        bias=bias_attr is not False,
+        config=tuple(config.items()),
+        output_size_name="output_size",
+        output_size_drops=("output_padding",),
+    )
+
+
+def Conv1DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - paddle's name
+    """``paddle.nn.Conv1DTranspose(in_channels, out_channels, kernel_size, stride=1,
+    padding=0, output_padding=0, groups=1, dilation=1, weight_attr=None, bias_attr=None,
+    data_format="NCL")`` as a `convt.layers.Layer` (``bias_attr=False``: no bias)."""
+    return _layer(1, *args, **kwargs)
+
+
+def Conv2DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - paddle's name
+    """``paddle.nn.Conv2DTranspose`` (arguments as `Conv1DTranspose`'s, ``"NCHW"``)."""
+    return _layer(2, *args, **kwargs)
+
+
+def Conv3DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - paddle's name
+    """``paddle.nn.Conv3DTranspose`` (arguments as `Conv1DTranspose`'s, ``"NCDHW"``)."""
+    return _layer(3, *args, **kwargs)
+
+
+def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
+    """Parameters drawn as paddle initialises a ``ConvNDTranspose``: the weight from
+    ``XavierUniform`` (paddle's default for a parameter; a transposed layer sets no
+    initialiser), ``U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``, ``fan_in =
+    (C_out / groups) prod(kernel)`` and ``fan_out = C_in prod(kernel)`` (paddle's fans of
+    the ``(C_in, C_out / groups, *kernel)`` weight); the bias zeros."""
+    c_in, c_out_g, *kernel = layer.weight_shape
+    bound = math.sqrt(6 / ((c_in + c_out_g) * math.prod(kernel)))
+    return layers.drawn_params(key, layer, ("uniform", bound), ("zeros", 0.0), dtype)
+
+
+def fold_weight_norm(weight_g: Any, weight_v: Any, dim: int | None = 0) -> jax.Array:
+    """The weight ``paddle.nn.utils.weight_norm(layer, dim=dim)`` computes from
+    ``weight_g`` and ``weight_v``: ``g * v / max(|v|, 1e-12)`` with the norm over every
+    axis but ``dim`` (``dim=None`` or ``-1``: ``g * v / (|v| + 1e-12)`` over all of
+    ``v``). Differentiable in ``weight_g`` and ``weight_v``."""
+    v = jnp.asarray(weight_v)
+    g = jnp.asarray(weight_g)
+    if dim is None or dim == -1:
+        return g.reshape(()) * v / (jnp.sqrt(jnp.sum(v * v)) + WEIGHT_NORM_EPS)
+    dim = dim % v.ndim
+    others = tuple(a for a in range(v.ndim) if a != dim)
+    norm = jnp.sqrt(jnp.sum(v * v, axis=others, keepdims=True))
+    shape = [1] * v.ndim
+    shape[dim] = -1
+    if g.size != v.shape[dim]:
+        raise ValueError(
+            f"paddle: weight_g of shape {g.shape} does not match weight_norm dim={dim} of a "
+            f"weight_v of shape {v.shape}"
+        )
+    return v / jnp.maximum(norm, WEIGHT_NORM_EPS) * g.reshape(shape)
+
+
+def from_state_dict(
+    state_dict: Mapping[str, Any],
+    layer: layers.Layer,
+    prefix: str = "",
+    *,
+    weight_norm_dim: int | None = 0,
+) -> dict:
+    """Canonical parameters for ``layer`` from a paddle state dict (``layer.state_dict()``,
+    ``paddle.load(path)``; tensors or numpy arrays): ``prefix + "weight"``, or
+    ``weight_g``/``weight_v`` from ``weight_norm`` (folded with `fold_weight_norm`; a
+    0-D ``weight_g`` is ``dim=None``), and ``prefix + "bias"``."""
+
+    def array(name):
+        value = state_dict[prefix + name]
+        return value.numpy() if hasattr(value, "numpy") else value
+
+    if prefix + "weight_orig" in state_dict:
+        raise ValueError(
+            f"paddle: {prefix}weight_orig is a spectral_norm parameter; spectral_norm's "
+            "power iteration is not folded: take layer.weight after a forward in eval mode"
+        )
+    if prefix + "weight_g" in state_dict:
+        g = array("weight_g")
+        dim = None if np.ndim(g) == 0 else weight_norm_dim
+        weight = fold_weight_norm(g, array("weight_v"), dim)
+    elif prefix + "weight" in state_dict:
+        weight = array("weight")
+    else:
+        raise KeyError(f"paddle: the state dict has no {prefix}weight (nor weight_g/weight_v)")
+    bias = array("bias") if layer.bias else None
+    if layer.bias and prefix + "bias" not in state_dict:
+        raise KeyError(f"paddle: the state dict has no {prefix}bias")
+    if tuple(np.shape(weight)) != layer.weight_shape:
+        raise ValueError(
+            f"paddle: {prefix}weight has shape {tuple(np.shape(weight))}, the layer needs "
+            f"{layer.weight_shape}"
+        )
+    return layers.canonical_params(FRAMEWORK, weight, bias, ndim=layer.ndim, groups=layer.groups)
+
+
+def _weight_norm_dim(layer: Any) -> int | None:
+    for hook in getattr(layer, "_forward_pre_hooks", {}).values():
+        if type(hook).__name__ == "WeightNorm" and getattr(hook, "name", None) == "weight":
+            return None if hook.dim == -1 else hook.dim
+    return 0
+
+
+def from_layer(layer: Any) -> tuple[dict, layers.Layer]:
+    """``(params, layer)`` for a ``paddle.nn.Conv{1,2,3}DTranspose`` (with or without
+    ``weight_norm``): canonical parameters and the static `convt.layers.Layer`.
+    Nothing of paddle is imported: the layer's attributes and ``state_dict()`` are
+    read."""
+    ndim = len(getattr(layer, "_kernel_size", ()))
+    if type(layer).__name__ != _LAYER_CLASSES.get(ndim):
+        raise TypeError(
+            f"paddle: from_layer takes a Conv1DTranspose/2D/3D layer, got {type(layer).__name__}"
+        )
+    config = _layer(
+        ndim,
+        layer._in_channels,
+        layer._out_channels,
+        tuple(layer._kernel_size),
+        stride=tuple(layer._stride),
+        padding=layer._padding,
+        output_padding=layer.output_padding,
+        groups=layer._groups,
+        dilation=tuple(layer._dilation),
+        bias_attr=None if layer.bias is not None else False,
+        data_format=layer._data_format,
+    )
+    params = from_state_dict(layer.state_dict(), config, weight_norm_dim=_weight_norm_dim(layer))
+    return params, config
+
+
+def from_model(model: Any) -> dict[str, tuple[dict, layers.Layer]]:
+    """``{path: (params, layer)}`` for every transposed convolution in a paddle model,
+    keyed as ``model.named_sublayers()`` names them."""
+    if not hasattr(model, "named_sublayers"):
+        raise TypeError(f"paddle: from_model takes a paddle.nn.Layer, got {type(model)!r}")
+    return {
+        name: from_layer(sub)
+        for name, sub in model.named_sublayers(include_self=True)
+        if type(sub).__name__ in _LAYER_CLASSES.values()
+    }
 
 
 CONVENTION = Convention(
