@@ -124,7 +124,9 @@ def test_paddle_from_model_and_errors():
     state = {k: arrays[f"{index}/state/{k}"] for k in case["state"]}
     attrs = dict(case["attrs"])
     has_bias = attrs.pop("has_bias")
-    up = stand_in(case["cls"], **attrs, bias=object() if has_bias else None, state_dict=lambda: state)
+    up = stand_in(
+        case["cls"], **attrs, bias=object() if has_bias else None, state_dict=lambda: state
+    )
     model = stand_in(
         "Decoder", named_sublayers=lambda include_self: [("", None), ("up", up), ("act", object())]
     )
@@ -154,7 +156,11 @@ def _chainer_link(case, arrays, index):
     ``DeconvolutionND`` keeps stride and pad as given)."""
     args = dict(case["args"])
     ndim = args.pop("ndim", 2)
-    pair = (lambda v: [v] * ndim if isinstance(v, int) else v) if case["cls"] == "Deconvolution2D" else (lambda v: v)
+    pair = (
+        (lambda v: [v] * ndim if isinstance(v, int) else v)
+        if case["cls"] == "Deconvolution2D"
+        else (lambda v: v)
+    )
     weight = arrays[f"{index}/W"]
     bias = arrays.get(f"{index}/b")
     array = lambda a: stand_in("Parameter", array=a, shape=a.shape)  # noqa: E731
@@ -176,7 +182,9 @@ def test_chainer_link(index):
     meta, arrays = load("chainer")
     case = meta["cases"][index]
     layer = getattr(convt.chainer, case["cls"])(**case["args"])
-    params = convt.chainer.from_npz(io.BytesIO(arrays[f"{index}/npz"].tobytes()), {"up": layer})["up"]
+    params = convt.chainer.from_npz(io.BytesIO(arrays[f"{index}/npz"].tobytes()), {"up": layer})[
+        "up"
+    ]
     assert set(params) == ({"weight", "bias"} if layer.bias else {"weight"})
     link_params, link_layer = convt.chainer.from_link(_chainer_link(case, arrays, index))
     assert link_layer == layer
@@ -203,7 +211,8 @@ def test_chainer_npz_paths_and_errors(tmp_path):
     with pytest.raises(TypeError, match="initialW"):
         convt.chainer.Deconvolution2D(2, 2, 3, initialW=np.ones((2, 2, 3, 3)))
     chain = stand_in(
-        "Chain", namedlinks=lambda: [("/", None), ("/up", _chainer_link(meta["cases"][0], arrays, 0))]
+        "Chain",
+        namedlinks=lambda: [("/", None), ("/up", _chainer_link(meta["cases"][0], arrays, 0))],
     )
     assert list(convt.chainer.from_model(chain)) == ["up"]
 
@@ -220,7 +229,9 @@ def test_megengine_module(index):
     attrs = dict(case["attrs"])
     if case["cls"] == "ConvTranspose3d":
         del attrs["conv_mode"], attrs["compute_mode"]
-    module = stand_in(case["cls"], **attrs, bias=object() if "bias" in state else None, state_dict=lambda: state)
+    module = stand_in(
+        case["cls"], **attrs, bias=object() if "bias" in state else None, state_dict=lambda: state
+    )
     _, converted = convt.megengine.from_module(module)
     assert converted == layer
     grads = check_against(
@@ -241,11 +252,15 @@ def test_keras_layer(index):
     params, layer = convt.keras.from_config(case["config"], weights)
     built = getattr(convt.keras, case["cls"])(**case["args"], in_channels=weights[0].shape[-1])
     assert built == layer
-    keras_layer = stand_in(case["cls"], get_config=lambda: case["config"], get_weights=lambda: weights)
+    keras_layer = stand_in(
+        case["cls"], get_config=lambda: case["config"], get_weights=lambda: weights
+    )
     assert convt.keras.from_layer(keras_layer, backend="tensorflow")[1] == layer
     grads = check_against(layer, lambda p: p, params, arrays, index)
     ndim = layer.ndim
-    expected = convt.keras.CONVENTION.weight_to_canonical(arrays[f"{index}/grad0"], ndim=ndim, groups=1)
+    expected = convt.keras.CONVENTION.weight_to_canonical(
+        arrays[f"{index}/grad0"], ndim=ndim, groups=1
+    )
     assert_close(grads["weight"], expected)
     if layer.bias:
         assert_close(grads["bias"], arrays[f"{index}/grad1"])
@@ -286,7 +301,7 @@ def test_onnx_model(index):
         initializers,
     )
     model = helper.make_model(graph)
-    (name, (params, layer)), = convt.onnx.from_model(model).items()
+    ((name, (params, layer)),) = convt.onnx.from_model(model).items()
     assert name == "up" and layer.bias == (b is not None)
     assert_close(jax.jit(layer)(params, x), data[f"{index}/y"])
     assert convt.onnx.from_model(onnx.load_from_string(model.SerializeToString()))["up"][1] == layer

@@ -172,3 +172,59 @@ def test_layers_need_their_library_only_on_use():
         "assert 'flax' not in sys.modules and 'equinox' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _fixture_layer(framework, index):
+    """A recorded framework layer (tests/test_converters.py's fixtures): the convt layer,
+    its canonical params, and the framework's input and output."""
+    from test_converters import load
+
+    meta, arrays = load(framework)
+    case = meta["cases"][index]
+    layer = getattr(getattr(convt, framework), case["cls"])(**case["args"])
+    if framework == "paddle":
+        state = {k: arrays[f"{index}/state/{k}"] for k in case["state"]}
+        dim = case["weight_norm_dim"]
+        params = convt.paddle.from_state_dict(
+            state, layer, weight_norm_dim=0 if dim == "none" else dim
+        )
+    else:
+        params = {"weight": arrays[f"{index}/W"]}
+        if layer.bias:
+            params["bias"] = arrays[f"{index}/b"]
+    return layer, params, arrays[f"{index}/x"], arrays[f"{index}/y"], case
+
+
+def test_other_frameworks_spellings_through_layer_option():
+    import convt.chainer
+    import convt.paddle
+
+    meta_index = next(  # a paddle layer called without output_size
+        i for i in range(60) if not _fixture_layer("paddle", i)[4]["call"]
+    )
+    layer, params, x, y, _ = _fixture_layer("paddle", meta_index)
+    module = convt.flax.ConvTranspose(layer=layer, params=params, rngs=nnx.Rngs(0))
+    assert_close(nnx.jit(lambda m, x: m(x))(module, x), y)
+
+    layer, params, x, y, _ = _fixture_layer("chainer", 1)
+    module = convt.equinox.ConvTranspose(layer=layer, params=params, key=jax.random.key(0))
+    assert_close(eqx.filter_jit(lambda m, x: jax.vmap(m)(x))(module, x), y)  # unbatched calls
+    assert_close(module(x), y)
+
+    # initialised as the framework initialises: chainer's LeCunNormal, paddle's Xavier
+    wide = convt.chainer.Deconvolution2D(64, 32, 4, stride=2, pad=1)
+    module = convt.equinox.ConvTranspose2d(layer=wide, key=jax.random.key(1))
+    assert abs(float(jnp.std(module.weight)) * math.sqrt(32 * 16) - 1) < 0.03
+    assert not np.any(module.bias)
+    module = convt.flax.ConvTranspose(
+        layer=convt.paddle.Conv1DTranspose(64, 32, 7), rngs=nnx.Rngs(2)
+    )
+    bound = math.sqrt(6 / (96 * 7))
+    assert float(jnp.max(jnp.abs(module.weight.get_value()))) <= bound
+
+    with pytest.raises(TypeError, match="not both"):
+        convt.flax.ConvTranspose(4, 4, 3, layer=wide, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="3-D layer class"):
+        convt.equinox.ConvTranspose3d(layer=wide, key=jax.random.key(0))
+    with pytest.raises(TypeError, match="convt.layers.Layer"):
+        convt.equinox.ConvTranspose(layer="paddle", key=jax.random.key(0))

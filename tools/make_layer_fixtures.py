@@ -52,7 +52,11 @@ def quantile_record(name, args, values):
 def paddle_layers(count, rng):
     import paddle
 
-    classes = {1: paddle.nn.Conv1DTranspose, 2: paddle.nn.Conv2DTranspose, 3: paddle.nn.Conv3DTranspose}
+    classes = {
+        1: paddle.nn.Conv1DTranspose,
+        2: paddle.nn.Conv2DTranspose,
+        3: paddle.nn.Conv3DTranspose,
+    }
     cases, arrays = [], {}
     while len(cases) < count:
         ndim, kw, x_shape, w_shape, extra = paddle_case(rng)
@@ -106,8 +110,14 @@ def paddle_layers(count, rng):
         )
         i = len(cases)
         cases.append(
-            dict(cls=type(layer).__name__, args=args, attrs=attrs, call=call,
-                 weight_norm_dim=norm_dim, state=sorted(state))
+            dict(
+                cls=type(layer).__name__,
+                args=args,
+                attrs=attrs,
+                call=call,
+                weight_norm_dim=norm_dim,
+                state=sorted(state),
+            )
         )
         store(arrays, i, x=x, y=y.numpy(), g=g, gx=xt.grad.numpy())
         for k in state:
@@ -150,8 +160,13 @@ def chainer_layers(count, rng):
         if use_2d:
             cls, ctor = "Deconvolution2D", dict(in_channels=c_in, out_channels=c_out, ksize=k)
         else:
-            cls, ctor = "DeconvolutionND", dict(ndim=ndim, in_channels=c_in, out_channels=c_out, ksize=k)
-        x = rng.standard_normal([int(rng.integers(1, 3)), c_in, *[a["n"] for a in axes]]).astype("float32")
+            cls, ctor = (
+                "DeconvolutionND",
+                dict(ndim=ndim, in_channels=c_in, out_channels=c_out, ksize=k),
+            )
+        x = rng.standard_normal([int(rng.integers(1, 3)), c_in, *[a["n"] for a in axes]]).astype(
+            "float32"
+        )
         try:
             link = getattr(L, cls)(**ctor, **args)
             y0 = link(x)
@@ -231,12 +246,18 @@ def megengine_layers(count, rng):
                 continue  # megengine 1.13 ignores output_padding then (see convt.megengine)
             args["output_padding"] = scalar_or_list(rng, ops)
         cls = f"ConvTranspose{ndim}d"
-        x = rng.standard_normal([int(rng.integers(1, 3)), c_in, *[a["n"] for a in axes]]).astype("float32")
+        x = rng.standard_normal([int(rng.integers(1, 3)), c_in, *[a["n"] for a in axes]]).astype(
+            "float32"
+        )
         try:
             module = getattr(M, cls)(**args)
-            module.weight._reset(mge.tensor(rng.standard_normal(module.weight.shape).astype("float32")))
+            module.weight._reset(
+                mge.tensor(rng.standard_normal(module.weight.shape).astype("float32"))
+            )
             if module.bias is not None:
-                module.bias._reset(mge.tensor(rng.standard_normal(module.bias.shape).astype("float32")))
+                module.bias._reset(
+                    mge.tensor(rng.standard_normal(module.bias.shape).astype("float32"))
+                )
             xt = mge.tensor(x)
             gm = ad.GradManager()
             params = [p for p in (module.weight, module.bias) if p is not None]
@@ -304,9 +325,15 @@ def keras_layers(count, rng):
             use_bias=bool(rng.random() < 0.7),
         )
         if rng.random() < 0.5:
-            args["output_padding"] = scalar_or_list(rng, [int(rng.integers(0, a["s"])) for a in axes])
+            args["output_padding"] = scalar_or_list(
+                rng, [int(rng.integers(0, a["s"])) for a in axes]
+            )
         spatial = [a["n"] for a in axes]
-        x_shape = [int(rng.integers(1, 3)), *spatial, c_in] if channels_last else [int(rng.integers(1, 3)), c_in, *spatial]
+        x_shape = (
+            [int(rng.integers(1, 3)), *spatial, c_in]
+            if channels_last
+            else [int(rng.integers(1, 3)), c_in, *spatial]
+        )
         x = rng.standard_normal(x_shape).astype("float32")
         cls = f"Conv{ndim}DTranspose"
         try:
@@ -356,7 +383,9 @@ def store(arrays, i, **named):
 def main():
     framework = sys.argv[1]
     count = int(sys.argv[2]) if len(sys.argv) > 2 else COUNTS[framework]
-    rng = np.random.default_rng({"paddle": 21, "chainer": 22, "megengine": 23, "keras": 24}[framework])
+    rng = np.random.default_rng(
+        {"paddle": 21, "chainer": 22, "megengine": 23, "keras": 24}[framework]
+    )
     make = {
         "paddle": paddle_layers,
         "chainer": chainer_layers,

@@ -292,51 +292,53 @@ def _make_layer():
         convention; a batched one works too), with ``output_size`` at call time. Not
         equinox's own ``eqx.nn.ConvTranspose``, whose arguments describe the forward
         convolution (`convt.equinox.conv_transpose` computes that one).
+
+        Another framework's spelling: ``ConvTranspose(layer=convt.chainer.Deconvolution2D(
+        16, 8, 4, stride=2, pad=1), key=key)`` takes any `convt.layers.Layer`, initialises
+        as that framework does (or from ``params=``, canonical) and computes that
+        framework's layer, still on unbatched input.
         """
 
         weight: jax.Array
         bias: jax.Array | None
-        layer: TorchLayer = eqx.field(static=True)
+        layer: TorchLayer | layers.Layer = eqx.field(static=True)
         method: str = eqx.field(static=True)
 
         def __init__(
             self,
-            in_channels: int,
-            out_channels: int,
-            kernel_size: Any,
-            stride: Any = 1,
-            padding: Any = 0,
-            output_padding: Any = 0,
-            groups: int = 1,
-            bias: bool = True,
-            dilation: Any = 1,
-            *,
+            *args: Any,
+            layer: layers.Layer | None = None,
+            params: Any = None,
             num_spatial_dims: int | None = None,
             dtype: Any = jnp.float32,
             method: str = "auto",
             key: jax.Array,
+            **kwargs: Any,
         ):
-            self.layer, weight_shape = layers.torch_layer(
-                in_channels,
-                out_channels,
-                kernel_size,
-                stride,
-                padding,
-                output_padding,
-                groups,
-                dilation,
+            self.layer, params = layers.module_layer(
+                args,
+                kwargs,
+                layer=layer,
+                params=params,
+                key=key,
+                dtype=dtype,
                 num_spatial_dims=num_spatial_dims,
                 framework=FRAMEWORK,
             )
-            params = layers.init_params(key, weight_shape, groups, bias=bias, dtype=dtype)
             self.weight = params["weight"]
             self.bias = params.get("bias")
             self.method = method
 
         def __call__(self, x, output_size=None, *, key=None, precision=None):
             del key
-            params = {"weight": self.weight, "bias": self.bias}
-            return self.layer(params, x, output_size, method=self.method, precision=precision)
+            params = {"weight": self.weight}
+            if self.bias is not None:
+                params["bias"] = self.bias
+            unbatched = isinstance(self.layer, layers.Layer) and x.ndim == self.layer.ndim + 1
+            if unbatched:  # equinox's convention; the other frameworks' layers take batches
+                x = x[None]
+            y = self.layer(params, x, output_size, method=self.method, precision=precision)
+            return y[0] if unbatched else y
 
     return ConvTranspose
 

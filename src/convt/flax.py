@@ -225,40 +225,37 @@ def _make_layer():
         and computes torch's ``ConvTransposeNd`` on batched channels-first input, with
         ``output_size`` at call time. flax's own ``nnx.ConvTranspose`` (lax's padding,
         channels last) is `convt.flax.conv_transpose`.
+
+        Another framework's spelling: ``ConvTranspose(layer=convt.paddle.Conv2DTranspose(
+        16, 8, 4, stride=2, padding="SAME"), rngs=rngs)`` takes any `convt.layers.Layer`
+        (a framework's constructor or converter), initialises as that framework does (or
+        from ``params=``, canonical) and computes that framework's layer (its input
+        layout included).
         """
 
         def __init__(
             self,
-            in_channels: int,
-            out_channels: int,
-            kernel_size: Any,
-            stride: Any = 1,
-            padding: Any = 0,
-            output_padding: Any = 0,
-            groups: int = 1,
-            bias: bool = True,
-            dilation: Any = 1,
-            *,
+            *args: Any,
+            layer: layers.Layer | None = None,
+            params: Any = None,
             num_spatial_dims: int | None = None,
             dtype: Any = jnp.float32,
             method: str = "auto",
             rngs: nnx.Rngs,
+            **kwargs: Any,
         ):
-            self.layer, weight_shape = layers.torch_layer(
-                in_channels,
-                out_channels,
-                kernel_size,
-                stride,
-                padding,
-                output_padding,
-                groups,
-                dilation,
+            self.layer, params = layers.module_layer(
+                args,
+                kwargs,
+                layer=layer,
+                params=params,
+                key=rngs.params(),
+                dtype=dtype,
                 num_spatial_dims=num_spatial_dims,
                 framework=FRAMEWORK,
             )
-            params = layers.init_params(rngs.params(), weight_shape, groups, bias=bias, dtype=dtype)
             self.weight = nnx.Param(params["weight"])
-            self.bias = nnx.Param(params["bias"]) if bias else None
+            self.bias = nnx.Param(params["bias"]) if "bias" in params else None
             self.method = method
 
         def __call__(self, x, output_size=None, *, precision=None):

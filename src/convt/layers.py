@@ -249,6 +249,71 @@ def torch_layer(
     return layer, (in_channels, out_channels // groups, *kernel)
 
 
+def _torch_arguments(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    bias: bool = True,
+    dilation: IntOrTuple = 1,
+) -> dict:
+    """``torch.nn.ConvTransposeNd``'s constructor arguments, bound as torch binds them."""
+    return dict(locals())
+
+
+def module_layer(
+    torch_args: tuple,
+    torch_kwargs: dict,
+    *,
+    layer: Layer | None,
+    params: Mapping[str, Any] | None,
+    key: jax.Array,
+    dtype: Any,
+    num_spatial_dims: int | None,
+    framework: str,
+) -> tuple[Any, dict]:
+    """What a flax or equinox layer holds: ``(layer, params)``, from torch's constructor
+    arguments (``torch_args``, ``torch_kwargs``; torch's initialisation) or from another
+    framework's `Layer` (``layer=``; that framework's initialisation, or ``params``)."""
+    if layer is None:
+        if params is not None:
+            raise TypeError(f"{framework}: params= goes with layer=")
+        arguments = _torch_arguments(*torch_args, **torch_kwargs)
+        bias = arguments.pop("bias")
+        torch_layer_, weight_shape = torch_layer(
+            **arguments, num_spatial_dims=num_spatial_dims, framework=framework
+        )
+        return torch_layer_, init_params(
+            key, weight_shape, torch_layer_.groups, bias=bias, dtype=dtype
+        )
+    if torch_args or torch_kwargs:
+        raise TypeError(
+            f"{framework}: pass either torch's arguments or layer= (a convt.layers.Layer, "
+            "which holds the other framework's arguments), not both"
+        )
+    if not isinstance(layer, Layer):
+        raise TypeError(
+            f"{framework}: layer= takes a convt.layers.Layer (convt.paddle.Conv2DTranspose(...), "
+            f"a converter's layer, ...), got {type(layer).__name__}"
+        )
+    if num_spatial_dims is not None and num_spatial_dims != layer.ndim:
+        raise ValueError(
+            f"{framework}: a {num_spatial_dims}-D layer class was given a {layer.ndim}-D layer"
+        )
+    if params is None:
+        return layer, layer.init(key, dtype=dtype)
+    params = {k: jnp.asarray(v) for k, v in params.items() if v is not None}
+    if params["weight"].shape != layer.weight_shape or set(params) - {"weight", "bias"}:
+        raise ValueError(
+            f"{framework}: params must be {{'weight' {layer.weight_shape}, 'bias'}}, got "
+            f"{ {k: v.shape for k, v in params.items()} }"
+        )
+    return layer, params
+
+
 def init_params(
     key: jax.Array,
     weight_shape: Sequence[int],

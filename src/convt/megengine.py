@@ -361,8 +361,7 @@ def from_module(module: Any) -> tuple[dict, layers.Layer]:
     ndim = len(np.atleast_1d(getattr(module, "kernel_size", ())))
     if type(module).__name__ != _MODULE_CLASSES.get(ndim):
         raise TypeError(
-            f"megengine: from_module takes a ConvTranspose2d/3d module, got "
-            f"{type(module).__name__}"
+            f"megengine: from_module takes a ConvTranspose2d/3d module, got {type(module).__name__}"
         )
     modes = {}
     if ndim == 2:

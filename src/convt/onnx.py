@@ -348,7 +348,10 @@ def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[d
             bias=bias is not None,
             config=tuple((k, layers.frozen(v)) for k, v in {**attrs, "reading": reading}.items()),
         )
-        found[name] = (layers.canonical_params(FRAMEWORK, weight, bias, ndim=ndim, groups=group), layer)
+        found[name] = (
+            layers.canonical_params(FRAMEWORK, weight, bias, ndim=ndim, groups=group),
+            layer,
+        )
     return found
 
 
