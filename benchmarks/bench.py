@@ -87,6 +87,9 @@ LAYERS = [
     Layer("grouped", "grouped 128->128 g8 k4 s2 p1", (4, 128, 16, 16), 128, 4, 2, 1, groups=8),
     Layer("stride1", "stride 1, 64->64 k3 p1", (8, 64, 32, 32), 64, 3, 1, 1),
     Layer("fsrcnn", "super-resolution FSRCNN 56->3 k9 s3 p4 op2", (1, 56, 48, 48), 3, 9, 3, 4, 2),
+    Layer("shallow", "large-spatial shallow 16->8 k4 s2 p1", (2, 16, 128, 128), 8, 4, 2, 1),
+    Layer("batch1", "batch-1 inference 256->128 k4 s2 p1", (1, 256, 32, 32), 128, 4, 2, 1),
+    Layer("dilated", "dilated 64->64 k3 s2 d2 p2", (4, 64, 24, 24), 64, 3, 2, 2, dilation=2),
 ]
 
 TORCH_FN = {
@@ -147,11 +150,17 @@ def time_interleaved(runs: dict, repeats: int, budget_s: float) -> dict:
         fn()
         fn()
     samples = {k: [] for k in runs}
+    names = list(runs)
     start = time.perf_counter()
-    for _ in range(repeats):
-        for name, fn in runs.items():
+    for round_ in range(repeats):
+        # Rotated each round, and each timed call preceded by an untimed one: whichever
+        # candidate ran right after torch was measured up to 1.4x slower (torch's worker
+        # threads still busy), while a pause before each call made torch up to 2x slower
+        # (its threads asleep); back-to-back calls, as in a model, are what is timed.
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            runs[name]()
             t0 = time.perf_counter()
-            fn()
+            runs[name]()
             samples[name].append(time.perf_counter() - t0)
         if time.perf_counter() - start > budget_s and len(samples["torch"]) >= 3:
             break

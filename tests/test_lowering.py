@@ -76,8 +76,25 @@ def test_phase_gemm_equals_definition(case, seed):
 
 
 @given(case=specs(), seed=st.integers(0, 2**20))
-def test_phase_forward_mode_equals_reference(case, seed):
-    """The custom JVP of the phase lowering: jvp in both arguments, and jvp-of-grad
+def test_col2im_equals_definition(case, seed):
+    compare_with_reference(*case, "col2im", seed)
+
+
+SPLITS = ["col2im/phase", "phase_gemm/col2im", "lhs_dilated/phase_gemm", "phase/lhs_dilated"]
+
+
+@pytest.mark.parametrize("method", SPLITS)
+@given(case=specs(), seed=st.integers(0, 2**20))
+def test_split_equals_definition(method, case, seed):
+    """Values from one lowering, derivatives from another: both against the definition."""
+    compare_with_reference(*case, method, seed)
+
+
+@pytest.mark.parametrize("method", ["phase", "col2im/phase_gemm"])
+@given(case=specs(), seed=st.integers(0, 2**20))
+def test_forward_mode_equals_reference(method, case, seed):
+    method_ = method
+    """The custom JVPs (`phase`, a split): jvp in both arguments, and jvp-of-grad
     (Hessian-vector products), against the lhs-dilated reference; one compile."""
     spec, x_shape, w_shape = case
     rng = np.random.default_rng(seed)
@@ -86,7 +103,7 @@ def test_phase_forward_mode_equals_reference(case, seed):
     @jax.jit
     def forward_mode(x, w, dx, dw):
         results = []
-        for method in ("phase", "lhs_dilated"):
+        for method in (method_, "lhs_dilated"):
             f = lambda x, w, m=method: conv_transpose(x, w, spec=spec, method=m)  # noqa: E731
             loss = lambda x, w, f=f: jnp.sum(jnp.sin(f(x, w)))  # noqa: E731
             y, dy = jax.jvp(f, (x, w), (dx, dw))
@@ -116,7 +133,7 @@ def test_auto_equals_definition_float32(case, seed):
     compare_with_reference(*case, "auto", seed, dtype="float32")
 
 
-@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm"])
+@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm", "col2im"])
 @given(case=specs(), seed=st.integers(0, 2**20))
 def test_float32_equals_definition(method, case, seed):
     """float32 through XLA's CPU kernels (whose float32 input gradients were wrong for
@@ -124,7 +141,9 @@ def test_float32_equals_definition(method, case, seed):
     compare_with_reference(*case, method, seed, dtype="float32")
 
 
-@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm", "tapsum", "auto"])
+@pytest.mark.parametrize(
+    "method", ["lhs_dilated", "phase", "phase_gemm", "col2im", "tapsum", "auto"]
+)
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 def test_empty_batch(method, ndim):
     """A batch of 0 (torch gives (0, C_out, *out)); gradients too, every lowering."""
@@ -132,7 +151,9 @@ def test_empty_batch(method, ndim):
     compare_with_reference(spec, (0, 4, *(4,) * ndim), (4, 1, *(3,) * ndim), method, 0)
 
 
-@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm", "matmul", "auto"])
+@pytest.mark.parametrize(
+    "method", ["lhs_dilated", "phase", "phase_gemm", "col2im", "matmul", "auto"]
+)
 @pytest.mark.parametrize("groups", [1, 2])
 def test_no_spatial_axes(method, groups):
     """Zero spatial axes: a (grouped) matrix product, as chainerx's own tests use it."""
@@ -144,7 +165,9 @@ def test_no_spatial_axes(method, groups):
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
-@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm", "matmul", "tapsum"])
+@pytest.mark.parametrize(
+    "method", ["lhs_dilated", "phase", "phase_gemm", "col2im", "matmul", "tapsum"]
+)
 def test_low_precision(dtype, method):
     spec = ConvTransposeSpec((2, 2), (1, 1), ((0, 0), (0, 0)), groups=4)
     rng = np.random.default_rng(3)
@@ -192,6 +215,12 @@ def test_method_errors():
         conv_transpose(x, w, spec=spec, method="matmul")
     with pytest.raises(ValueError, match="depthwise"):
         conv_transpose(x, w, spec=spec, method="tapsum")
+    with pytest.raises(ValueError, match="depthwise"):
+        conv_transpose(x, w, spec=spec, method="phase/tapsum")
+    with pytest.raises(ValueError, match="forward/backward"):
+        conv_transpose(x, w, spec=spec, method="phase/col2im/matmul")
+    with pytest.raises(TypeError, match="string"):
+        conv_transpose(x, w, spec=spec, method=None)
 
 
 def test_hazard_axes():
@@ -200,7 +229,7 @@ def test_hazard_axes():
     assert xla_swap_hazard_axes(spec, (4, 3)) == ()
 
 
-@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm"])
+@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm", "col2im"])
 @pytest.mark.parametrize("jit", [False, True])
 def test_float32_input_gradient_with_padding_beyond_the_kernel(method, jit):
     """A crop that extends on the left (crop lo = -1 with a 2-tap phase kernel) once gave

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from convt import lowering
 from convt.spec import ConvTransposeSpec
 
-Method = Literal["auto", "lhs_dilated", "phase", "phase_gemm", "matmul", "tapsum"]
+Method = str  # "auto", a name from lowering.LOWERINGS, or "forward/backward"
 METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
 
 
@@ -53,17 +53,25 @@ def choose_method(spec: ConvTransposeSpec, weight_shape: tuple[int, ...], backen
 
 
 def _check_method(method: str, spec: ConvTransposeSpec, weight_shape, c_in: int) -> None:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a string, got {type(method).__name__}")
+    parts = method.split("/")
+    if method != "auto" and (
+        len(parts) > 2 or not all(part in lowering.LOWERINGS for part in parts)
+    ):
+        raise ValueError(
+            f"method must be one of {METHODS} or 'forward/backward' (two lowering names: "
+            f"values from the first, derivatives from the second), got {method!r}"
+        )
     kernel = weight_shape[2:]
-    if method == "matmul" and not (
+    if "matmul" in parts and not (
         all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation)
     ):
         raise ValueError(
             "method='matmul' needs kernel == stride and dilation == 1 on every axis, got "
             f"kernel {tuple(kernel)}, stride {spec.stride}, dilation {spec.dilation}"
         )
-    if method == "tapsum" and c_in != spec.groups:
+    if "tapsum" in parts and c_in != spec.groups:
         raise ValueError(
             f"method='tapsum' needs a depthwise layer (C_in == groups), got C_in={c_in}, "
             f"groups={spec.groups}"
@@ -163,7 +171,7 @@ def conv_transpose(
     _check_method(method, spec, w.shape, x.shape[spec.channel_axis])
     if method == "auto":
         method = choose_method(spec, w.shape, jax.default_backend())
-    y = lowering.LOWERINGS[method](x, w, spec, precision, preferred_element_type)
+    y = lowering.lower(method)(x, w, spec, precision, preferred_element_type)
     if b is not None:
         shape = [1] * y.ndim
         shape[spec.channel_axis] = -1

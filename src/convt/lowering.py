@@ -13,9 +13,13 @@ Every function here computes exactly the same result, without bias:
   over the taps' shifted windows (a small im2col).
 * `matmul()` -- ``kernel == stride`` and ``dilation == 1``: the stamps do not
   overlap, so one matrix product and a depth-to-space give the full output.
+* `col2im()` -- the same decomposition with the product first: one GEMM of the input
+  with every tap, then each phase adds its taps' shifted products (a col2im).
 * `tapsum()` -- depthwise layers (one input channel per group): the phase
   decomposition evaluated as a sum of shifted elementwise products, which XLA's CPU
   backend runs far faster than its grouped convolution.
+* `split()` -- any two of them: values from one, derivatives from the other
+  (``method="phase_gemm/col2im"``).
 
 Arrays: ``x`` is ``(N, C_in, *spatial)`` or ``(N, *spatial, C_in)`` as the spec's layout
 says; ``w`` is canonical, ``(C_in, C_out // groups, *kernel)``. Inputs are validated by
@@ -257,13 +261,31 @@ def _plans(x, w, spec) -> list[_AxisPlan]:
     ]
 
 
+def _take_static(a, indices: np.ndarray, axis: int):
+    """``jnp.take(a, indices, axis)`` for static ``indices``, as slices and one
+    concatenation: its transpose is pads and adds, where a gather's is a scatter-add,
+    which XLA's CPU backend runs serially (it made every phase lowering's weight
+    gradient 3-5x slower, measured)."""
+    flat = [int(i) for i in indices.ravel()]
+    pieces, start = [], 0
+    while start < len(flat):  # runs of consecutive indices share one slice
+        end = start + 1
+        while end < len(flat) and flat[end] == flat[end - 1] + 1:
+            end += 1
+        pieces.append(lax.slice_in_dim(a, flat[start], flat[end - 1] + 1, axis=axis))
+        start = end
+    taken = pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=axis)
+    return _reshape(taken, (*a.shape[:axis], *indices.shape, *a.shape[axis + 1 :]))
+
+
 def _phase_kernel(w, groups, plans):
     """``(g, C_in_g, *width, P_1, ..., P_N, C_out_g)``: every phase's taps, zero-padded."""
     n = len(plans)
     c_in, c_out_g = w.shape[:2]
-    w = jnp.pad(w, [(0, 0), (0, 0)] + [(0, 1)] * n)  # a zero tap at index k
+    if any((plan.taps == k).any() for plan, k in zip(plans, w.shape[2:])):
+        w = jnp.pad(w, [(0, 0), (0, 0)] + [(0, 1)] * n)  # a zero tap at index k
     for a, plan in enumerate(plans):  # axis 2 + 2a: kernel taps -> (phase, width)
-        w = jnp.take(w, jnp.asarray(plan.taps), axis=2 + 2 * a)
+        w = _take_static(w, plan.taps, axis=2 + 2 * a)
     w = _reshape(w, (groups, c_in // groups, c_out_g, *w.shape[2:]))
     phase_axes = [3 + 2 * a for a in range(n)]
     width_axes = [4 + 2 * a for a in range(n)]
@@ -327,6 +349,28 @@ def _channels_to_last(x, spec):
     return x if spec.layout == "channels_last" else jnp.moveaxis(x, 1, -1)
 
 
+def _grouped_matmul(lhs, rhs, precision, preferred_element_type):
+    """``(..., g, K) x (g, K, O) -> (..., g, O)``; for ``g == 1`` one plain 2-D GEMM
+    (XLA's CPU dot with a unit batch axis ran at half the speed, measured)."""
+    groups, depth, width = rhs.shape
+    if groups == 1:
+        lead = lhs.shape[:-2]
+        out = jnp.matmul(
+            _reshape(lhs, (math.prod(lead), depth)),
+            rhs[0],
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+        )
+        return _reshape(out, (*lead, 1, width))
+    return jnp.einsum(
+        "...gk,gko->...go",
+        lhs,
+        rhs,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
+
+
 def _phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
     """Sub-pixel decomposition: one stride-1 convolution for all phases, interleaved."""
     plans = _plans(x, w, spec)
@@ -382,13 +426,7 @@ def phase_gemm(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
     windows = jnp.stack(list(_windows(xp, plans)), axis=-1)  # (N, *Z, C_in, T)
     # (N, *Z, g, C_in_g * T); sizes spelled out, as -1 is undefined for an empty batch
     windows = _reshape(windows, (*windows.shape[: n + 1], groups, kernel.shape[1]))
-    z = jnp.einsum(
-        "...gk,gko->...go",
-        windows,
-        kernel,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-    )
+    z = _grouped_matmul(windows, kernel, precision, preferred_element_type)
     z = _reshape(z, (*z.shape[: n + 2], *spec.stride, w.shape[1]))
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
 
@@ -399,37 +437,58 @@ def phase(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=
     XLA's CPU backend computes a convolution's weight gradient 10 to 40 times slower
     than the same contraction written as a matrix product over tap windows (measured
     in benchmarks/), while its forward and input-gradient convolutions are fast. The
-    custom JVP keeps the forward and the ``x`` tangent on the convolution and routes the
-    ``w`` tangent through `phase_gemm()` (grouped layers' ``x`` tangent too: the SPMD
-    partitioner gathers the batch for a grouped convolution's transpose); reverse mode
-    transposes each term, so ``jax.grad`` gets the fast path and forward mode still
-    works.
+    custom JVP (`split`) keeps the forward and the ``x`` tangent on the convolution and
+    routes the ``w`` tangent through `phase_gemm()` (grouped layers' ``x`` tangent too:
+    the SPMD partitioner gathers the batch for a grouped convolution's transpose);
+    reverse mode transposes each term, so ``jax.grad`` gets the fast path and forward
+    mode still works.
     """
-    conv = functools.partial(
-        _phase_conv, spec=spec, precision=precision, preferred_element_type=preferred_element_type
-    )
-    gemm = functools.partial(
-        phase_gemm, spec=spec, precision=precision, preferred_element_type=preferred_element_type
-    )
+    return split("phase", "phase")(x, w, spec, precision, preferred_element_type)
 
-    @jax.custom_jvp
-    def f(x, w):
-        return conv(x, w)
 
-    def f_jvp(primals, tangents):
-        (x, w), (dx, dw) = primals, tangents
-        y = f(x, w)
-        terms = []
-        if not isinstance(dx, SymbolicZero):
-            # XLA's SPMD partitioner all-gathers the batch for the transpose of a grouped
-            # convolution (its input gradient); the GEMM form partitions cleanly
-            terms.append(conv(dx, w) if spec.groups == 1 else gemm(dx, w))
-        if not isinstance(dw, SymbolicZero):
-            terms.append(gemm(x, dw))
-        return y, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(y)
+def _tangent_rules(name: str, spec: ConvTransposeSpec):
+    """The functions computing lowering ``name``'s ``x`` and ``w`` tangents (each
+    linear in the tangent): the lowering itself, except for ``phase`` (above)."""
+    if name == "phase":
+        return (_phase_conv if spec.groups == 1 else phase_gemm), phase_gemm
+    return _PLAIN[name], _PLAIN[name]
 
-    f.defjvp(f_jvp, symbolic_zeros=True)
-    return f(x, w)
+
+def split(forward: str, backward: str):
+    """A lowering computing values with lowering ``forward`` and derivatives with
+    ``backward``'s tangent rules (a custom JVP; reverse mode transposes the tangent
+    terms, so ``jax.grad`` runs ``backward``'s transposes). Every lowering computes the
+    same bilinear map, so any pair is exact; `core.choose_method` picks pairs by
+    measurement, as the fastest forward and the fastest backward often differ."""
+
+    def lowered(x, w, spec, precision=None, preferred_element_type=None):
+        options = dict(
+            spec=spec, precision=precision, preferred_element_type=preferred_element_type
+        )
+        value = functools.partial(_tangent_rules(forward, spec)[0], **options)
+        x_rule, w_rule = (
+            functools.partial(rule, **options) for rule in _tangent_rules(backward, spec)
+        )
+
+        @jax.custom_jvp
+        def f(x, w):
+            return value(x, w)
+
+        def f_jvp(primals, tangents):
+            (x, w), (dx, dw) = primals, tangents
+            y = f(x, w)
+            terms = []
+            if not isinstance(dx, SymbolicZero):
+                terms.append(x_rule(dx, w))
+            if not isinstance(dw, SymbolicZero):
+                terms.append(w_rule(x, dw))
+            return y, sum(terms[1:], terms[0]) if terms else jnp.zeros_like(y)
+
+        f.defjvp(f_jvp, symbolic_zeros=True)
+        return f(x, w)
+
+    lowered.__name__ = f"{forward}/{backward}"
+    return lowered
 
 
 def tapsum(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
@@ -448,6 +507,52 @@ def tapsum(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     z = _reshape(z, (*z.shape[: n + 2], *spec.stride, w.shape[1]))
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
 
+
+def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+    """Sub-pixel decomposition with the product first: one GEMM, then overlap-adds.
+
+    ``prod[v, c, j] = sum_i x[v, i] * w[i, c, j]`` contracts only the input channels:
+    one GEMM of ``N * prod(X)`` rows, ``C_in / g`` deep and ``C_out / g * prod(k)`` wide,
+    the useful flops exactly, on the weight as it is stored (no re-layout of a large
+    weight, forward or backward). Each phase then adds its taps' shifted products
+    (``z[u, rho] = sum_m prod[u + m * reduced, taps[rho, m]]``, a col2im). Fastest where
+    the GEMM dominates: many input channels over a small image (measured in
+    benchmarks/).
+    """
+    plans = _plans(x, w, spec)
+    n, groups = spec.ndim, spec.groups
+    c_in, c_out_g, *kernel = w.shape
+    c_in_g = c_in // groups
+    xl = _channels_to_last(x, spec)
+    lead = xl.shape[: n + 1]
+    prod = _grouped_matmul(
+        _reshape(xl, (*lead, groups, c_in_g)),
+        _reshape(w, (groups, c_in_g, c_out_g * math.prod(kernel))),
+        precision,
+        preferred_element_type,
+    )
+    prod = _reshape(prod, (*lead, groups, c_out_g, *kernel))  # (N, *X, g, c, *k)
+    config = [(0, 0, 0)] * prod.ndim
+    for a, (plan, m) in enumerate(zip(plans, _spatial_shape(x, spec))):
+        config[1 + a] = (*plan.padding(m), 0)
+    prod = lax.pad(prod, jnp.zeros((), prod.dtype), config)
+    z_shape = (lead[0], *(p.z_length for p in plans), groups, c_out_g)
+    phases = []
+    for rho in itertools.product(*(range(s) for s in spec.stride)):
+        z = None
+        for window in itertools.product(*(range(p.width) for p in plans)):
+            taps = [int(p.taps[r, m]) for p, r, m in zip(plans, rho, window)]
+            if any(t == k for t, k in zip(taps, kernel)):
+                continue  # a zero tap: this phase has fewer taps on that axis
+            index = [slice(None)] * (n + 3)
+            for a, (m, plan) in enumerate(zip(window, plans)):
+                index[1 + a] = slice(m * plan.reduced, m * plan.reduced + plan.z_length)
+            term = prod[(*index, *taps)]  # (N, *Z, g, c)
+            z = term if z is None else z + term
+        phases.append(jnp.zeros(z_shape, prod.dtype) if z is None else z)
+    z = jnp.stack(phases, axis=-2)  # (N, *Z, g, P, c)
+    z = _reshape(z, (*z_shape[:-1], *spec.stride, c_out_g))
+    return _assemble(z, spec, plans, _output_lengths(x, w, spec))
 
 # ----------------------------------------------------------------------------------------
 # Non-overlapping stamps: kernel == stride, dilation == 1
@@ -488,6 +593,19 @@ LOWERINGS = {
     "lhs_dilated": lhs_dilated,
     "phase": phase,
     "phase_gemm": phase_gemm,
+    "col2im": col2im,
     "matmul": matmul,
     "tapsum": tapsum,
 }
+# Without custom derivatives (the tangent rules of `split`): `phase`'s forward is its
+# convolution.
+_PLAIN = {**LOWERINGS, "phase": _phase_conv}
+
+
+def lower(method: str):
+    """The function for ``method``: a name from `LOWERINGS`, or ``"forward/backward"``
+    (values from one lowering, derivatives from another; see `split`)."""
+    forward, _, backward = method.partition("/")
+    if not backward or backward == forward:
+        return LOWERINGS[forward]
+    return split(forward, backward)
