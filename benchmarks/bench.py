@@ -204,6 +204,7 @@ def main():
                 ct.to_spec(layer.ndim, **{k: v for k, v in layer.kwargs.items()}),
                 layer.w_shape,
                 jax.default_backend(),
+                layer.x_shape,
             )
             row = dict(
                 layer=layer.name,

@@ -190,19 +190,21 @@ def test_promotion_follows_jax():
 def test_auto_choice_on_cpu():
     s2 = ConvTransposeSpec.create(2, stride=2)
     assert choose_method(s2, (8, 4, 2, 2), "cpu") == "matmul"
-    assert choose_method(s2, (8, 4, 4, 4), "cpu") == "phase"
+    assert choose_method(s2, (8, 4, 4, 4), "cpu") == "phase/col2im"  # few channels
+    assert choose_method(s2, (512, 256, 4, 4), "cpu", (16, 512, 4, 4)) == "col2im"  # DCGAN
     s3 = ConvTransposeSpec.create(3, stride=2)
-    assert choose_method(s3, (8, 4, 4, 4, 4), "cpu") == "phase_gemm"
+    assert choose_method(s3, (8, 4, 4, 4, 4), "cpu") == "phase_gemm/col2im"
     s1 = ConvTransposeSpec.create(1, stride=4)
-    assert choose_method(s1, (8, 4, 8), "cpu") == "phase_gemm"
+    assert choose_method(s1, (8, 4, 8), "cpu") == "col2im"
+    assert choose_method(s1, (512, 256, 16), "cpu", (2, 512, 128)) == "col2im"  # HiFi-GAN
     grouped = ConvTransposeSpec.create(2, stride=2, groups=2)
     assert choose_method(grouped, (8, 4, 4, 4), "cpu") == "phase_gemm"
     unstrided = ConvTransposeSpec.create(2, stride=1, crop=1)
-    assert choose_method(unstrided, (8, 4, 3, 3), "cpu") == "lhs_dilated"
+    assert choose_method(unstrided, (8, 4, 3, 3), "cpu") == "lhs_dilated/col2im"
     depthwise1 = ConvTransposeSpec.create(2, stride=1, groups=8)
-    assert choose_method(depthwise1, (8, 1, 3, 3), "cpu") == "tapsum"
+    assert choose_method(depthwise1, (8, 1, 3, 3), "cpu") == "tapsum/col2im"
     depthwise = ConvTransposeSpec.create(2, stride=2, groups=8)
-    assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum"
+    assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum/col2im"
     assert choose_method(s2, (8, 4, 4, 4), "gpu") == "lhs_dilated"
 
 

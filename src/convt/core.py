@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -15,24 +16,38 @@ Method = str  # "auto", a name from lowering.LOWERINGS, or "forward/backward"
 METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
 
 
-def choose_method(spec: ConvTransposeSpec, weight_shape: tuple[int, ...], backend: str) -> str:
-    """The lowering ``method="auto"`` picks, by backend and shape.
+def choose_method(
+    spec: ConvTransposeSpec,
+    weight_shape: tuple[int, ...],
+    backend: str,
+    input_shape: tuple[int, ...] | None = None,
+) -> str:
+    """The lowering ``method="auto"`` picks, by backend and shape: one name, or
+    ``"forward/backward"`` when values and derivatives are fastest in different
+    lowerings (`lowering.split`).
 
-    On the CPU the lhs-dilated form multiplies every inserted zero, so it is chosen
-    there only without strides (then it is a plain convolution). Otherwise, by
-    measurement (benchmarks/results/RESULTS.md): non-overlapping stamps (``kernel == stride``,
-    ``dilation == 1``) are one matrix product; depthwise layers a sum of shifted
-    products; 1-D, 3-D and grouped layers the phase decomposition as one GEMM (XLA's CPU
-    convolutions are slow there, its grouped weight gradient especially); other 2-D
-    layers the phase decomposition as a convolution with a GEMM weight gradient. On GPU
-    and TPU XLA maps the lhs-dilated form onto the vendor's backward-data convolution,
-    which torch's CUDA path calls too, when its conditions hold (a reversed kernel, unit
-    window strides, non-negative padding, no kernel dilation, no feature groups:
-    `lowering.lhs_dilated` meets the first three by construction); grouped and dilated
-    layers take ``phase`` there (reasoned from XLA's rewriter, not measured: no
-    accelerator was available).
+    On the CPU, by measurement (``benchmarks/bench.py --methods``, results in
+    docs/benchmarks.md), for the forward: non-overlapping stamps (``kernel == stride``,
+    ``dilation == 1``) are one matrix product (``matmul``); depthwise layers a sum of
+    shifted products (``tapsum``); unstrided layers a plain convolution
+    (``lhs_dilated``); grouped layers a group-batched GEMM over tap windows
+    (``phase_gemm``); the others whichever im2col moves fewer elements, weighed by
+    `_im2col_elements`: the products' (``col2im``, which wins over small images with
+    many channels) or the input windows and re-laid-out weight (``phase`` in 2-D,
+    ``phase_gemm`` otherwise). For the derivatives ``col2im``'s transposes (an im2col
+    of the cotangent and two GEMMs on the stored weight) were fastest on every layer
+    measured except non-overlapping stamps (``matmul``) and grouped layers
+    (``phase_gemm``). ``input_shape`` (the input's, as laid out) sizes the im2cols;
+    without it a 16-wide image of batch 1 is assumed.
+
+    On GPU and TPU XLA maps the lhs-dilated form onto the vendor's backward-data
+    convolution, which torch's CUDA path calls too, when its conditions hold (a
+    reversed kernel, unit window strides, non-negative padding, no kernel dilation, no
+    feature groups: `lowering.lhs_dilated` meets the first three by construction);
+    grouped and dilated layers take ``phase`` there (reasoned from XLA's rewriter, not
+    measured: no accelerator was available).
     """
-    kernel = weight_shape[2:]
+    kernel = tuple(weight_shape[2:])
     if backend != "cpu":
         # XLA's GPU rewriter turns an lhs-dilated convolution into cuDNN's backward-data
         # convolution only without feature groups or kernel dilation (else it builds
@@ -43,13 +58,47 @@ def choose_method(spec: ConvTransposeSpec, weight_shape: tuple[int, ...], backen
         return "phase"
     if all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation):
         return "matmul"
-    if spec.groups > 1 and weight_shape[0] == spec.groups:
-        return "tapsum"
-    if all(s == 1 for s in spec.stride):
-        return "lhs_dilated"
-    if spec.ndim != 2 or spec.groups > 1:
-        return "phase_gemm"
-    return "phase"
+    depthwise = spec.groups > 1 and weight_shape[0] == spec.groups
+    if depthwise:
+        forward = "tapsum"
+    elif all(s == 1 for s in spec.stride):
+        forward = "lhs_dilated"
+    elif spec.groups > 1:
+        forward = "phase_gemm"
+    else:
+        products, windows = _im2col_elements(spec, weight_shape, input_shape)
+        # within 25% the phase forms won (their GEMM is one wide product over the
+        # windows; col2im's output-side adds cost more per element)
+        if products <= 0.8 * windows:
+            forward = "col2im"
+        else:
+            forward = "phase" if spec.ndim == 2 else "phase_gemm"
+    backward = "phase_gemm" if spec.groups > 1 and not depthwise else "col2im"
+    return forward if forward == backward else f"{forward}/{backward}"
+
+
+def _im2col_elements(spec, weight_shape, input_shape) -> tuple[float, float]:
+    """Elements the two im2col forms move: ``col2im``'s products ``N X C_out prod(k)``,
+    against the phase forms' input windows ``N Z C_in prod(width)`` (scaled by the
+    zero taps they multiply when the stride's period does not divide the kernel) plus
+    their re-laid-out weight, twice."""
+    kernel = weight_shape[2:]
+    c_in, c_out = weight_shape[0], weight_shape[1] * spec.groups
+    if input_shape is None:
+        batch, spatial = 1, (16,) * spec.ndim
+    else:
+        batch = input_shape[0]
+        spatial = [input_shape[a] for a in spec.spatial_axes]
+    width, padded = [], []
+    for k, s, d in zip(kernel, spec.stride, spec.dilation):
+        period = s // math.gcd(s, d)
+        width.append(-(-k // period))
+        padded.append(width[-1] * s)
+    windows = batch * math.prod(n + w - 1 for n, w in zip(spatial, width)) * c_in
+    waste = math.prod(padded) / math.prod(kernel)
+    products = batch * math.prod(spatial) * c_out * math.prod(kernel)
+    relaid = c_in * weight_shape[1] * math.prod(padded)
+    return products, windows * math.prod(width) * waste + 2 * relaid
 
 
 def _check_method(method: str, spec: ConvTransposeSpec, weight_shape, c_in: int) -> None:
@@ -170,7 +219,7 @@ def conv_transpose(
     validate(x.shape, w.shape, None if b is None else b.shape, spec)
     _check_method(method, spec, w.shape, x.shape[spec.channel_axis])
     if method == "auto":
-        method = choose_method(spec, w.shape, jax.default_backend())
+        method = choose_method(spec, w.shape, jax.default_backend(), x.shape)
     y = lowering.lower(method)(x, w, spec, precision, preferred_element_type)
     if b is not None:
         shape = [1] * y.ndim

@@ -74,12 +74,32 @@ def _reshape(a, shape):
     spec = getattr(getattr(typeof(a), "sharding", None), "spec", None) if typeof else None
     if not spec or all(entry is None for entry in spec):
         return a.reshape(shape)
-    kept = []
-    for old, new, entry in zip(a.shape, shape, spec):
-        if old != new:
-            break
-        kept.append(entry)
-    return lax.reshape(a, shape, out_sharding=P(*kept, *[None] * (len(shape) - len(kept))))
+    return lax.reshape(a, shape, out_sharding=P(*_reshaped_spec(a.shape, shape, spec)))
+
+
+def _reshaped_spec(old_shape, new_shape, spec) -> list:
+    """The sharding of a reshape's output: the axes are matched in blocks of equal size
+    (merged or split dims); a block keeps the sharding of its first old axis on its first
+    new axis (a batch merged into rows, or split back out) when no other axis of the
+    block is sharded, and is unsharded otherwise."""
+    out = [None] * len(new_shape)
+    i = j = 0
+    while i < len(old_shape) and j < len(new_shape):
+        i_end, j_end = i + 1, j + 1
+        old_size, new_size = old_shape[i], new_shape[j]
+        while old_size != new_size:
+            if old_size < new_size and i_end < len(old_shape):
+                old_size *= old_shape[i_end]
+                i_end += 1
+            elif j_end < len(new_shape):
+                new_size *= new_shape[j_end]
+                j_end += 1
+            else:
+                break
+        if all(entry is None for entry in spec[i + 1 : i_end]):
+            out[j] = spec[i]
+        i, j = i_end, j_end
+    return out
 
 
 def regroup_kernel(w: jnp.ndarray, groups: int) -> jnp.ndarray:
@@ -536,7 +556,6 @@ def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     for a, (plan, m) in enumerate(zip(plans, _spatial_shape(x, spec))):
         config[1 + a] = (*plan.padding(m), 0)
     prod = lax.pad(prod, jnp.zeros((), prod.dtype), config)
-    z_shape = (lead[0], *(p.z_length for p in plans), groups, c_out_g)
     phases = []
     for rho in itertools.product(*(range(s) for s in spec.stride)):
         z = None
@@ -549,9 +568,11 @@ def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
                 index[1 + a] = slice(m * plan.reduced, m * plan.reduced + plan.z_length)
             term = prod[(*index, *taps)]  # (N, *Z, g, c)
             z = term if z is None else z + term
-        phases.append(jnp.zeros(z_shape, prod.dtype) if z is None else z)
+        phases.append(z)
+    live = next(z for z in phases if z is not None)  # every tap is some phase's
+    phases = [jnp.zeros_like(live) if z is None else z for z in phases]
     z = jnp.stack(phases, axis=-2)  # (N, *Z, g, P, c)
-    z = _reshape(z, (*z_shape[:-1], *spec.stride, c_out_g))
+    z = _reshape(z, (*z.shape[:-2], *spec.stride, c_out_g))
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
 
 # ----------------------------------------------------------------------------------------
