@@ -3,10 +3,14 @@
     python benchmarks/bench.py [--repeats 15] [--quick] [--out benchmarks/results]
 
 Layers from real models, forward and forward+backward (gradients with respect to
-input, weight and bias). Each layer's candidates are timed in one process, interleaved
-(round-robin, so drift hits all alike); the report gives medians, ratios against torch,
+input, weight and bias), then whole decoders (forward, and one SGD training step).
+Each layer's candidates (convt's ``auto``, every applicable lowering, torch) are timed
+in one process, interleaved (rotated round-robin, so drift hits all alike); the report
+gives medians, ratios against torch, ``auto`` against the best lowering of the same run,
 GFLOP/s (useful multiply-adds of the scatter form, x2) and the fraction of a same-run
-float32 GEMM's GFLOP/s. Writes RESULTS.md, results.json and results.png under --out.
+float32 GEMM's GFLOP/s, the compile time of ``jit(grad(...))`` against the plain
+lowering's, and the peak memory of a large-spatial layer's forward+backward against
+torch's. Writes RESULTS.md, results.json and results.png under --out.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +34,7 @@ import numpy as np
 import torch
 
 import convt.torch as ct
-from convt import choose_method
+from convt import choose_method, lowering
 
 torch.set_num_threads(os.cpu_count() or 1)
 
@@ -90,6 +97,7 @@ LAYERS = [
     Layer("shallow", "large-spatial shallow 16->8 k4 s2 p1", (2, 16, 128, 128), 8, 4, 2, 1),
     Layer("batch1", "batch-1 inference 256->128 k4 s2 p1", (1, 256, 32, 32), 128, 4, 2, 1),
     Layer("dilated", "dilated 64->64 k3 s2 d2 p2", (4, 64, 24, 24), 64, 3, 2, 2, dilation=2),
+    Layer("unet3d_out", "3-D decoder head 64->32 k4 s2 p1", (1, 64, 24, 24, 24), 32, 4, 2, 1),
 ]
 
 TORCH_FN = {
@@ -136,7 +144,7 @@ def candidates(layer: Layer, backward: bool, methods=()):
         "lhs_dilated": jax_runner("lhs_dilated"),
         "torch": torch_run,
     }
-    for method in methods:  # --methods: every lowering side by side, to set the auto rules
+    for method in methods:  # every lowering side by side: auto against the best
         try:
             runs[method] = jax_runner(method)
             runs[method]()
@@ -183,15 +191,240 @@ def geomean(values):
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
+# ---------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class Model:
+    """A decoder of transposed convolutions (torch's arguments), each followed by an
+    activation; ``skips`` adds a fixed tensor after each hidden layer (a U-Net's skip
+    connections, as sums: the concatenation and the convolutions after it are not
+    transposed convolutions)."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    layers: tuple[tuple, ...]  # (C_in, C_out, kernel, stride, padding)
+    skips: bool = False
+
+
+MODELS = [
+    Model(
+        "DCGAN generator",
+        (16, 100, 1, 1),
+        (
+            (100, 512, 4, 1, 0),
+            (512, 256, 4, 2, 1),
+            (256, 128, 4, 2, 1),
+            (128, 64, 4, 2, 1),
+            (64, 3, 4, 2, 1),
+        ),
+    ),
+    Model(
+        "U-Net decoder (skips)",
+        (4, 512, 8, 8),
+        ((512, 256, 2, 2, 0), (256, 128, 2, 2, 0), (128, 64, 2, 2, 0), (64, 3, 4, 2, 1)),
+        skips=True,
+    ),
+    Model(
+        "HiFi-GAN upsampler (1-D)",
+        (2, 512, 64),
+        ((512, 256, 16, 8, 4), (256, 128, 16, 8, 4), (128, 64, 4, 2, 1), (64, 32, 4, 2, 1)),
+    ),
+    Model(
+        "3-D U-Net decoder",
+        (1, 256, 6, 6, 6),
+        ((256, 128, 2, 2, 0), (128, 64, 2, 2, 0), (64, 32, 4, 2, 1)),
+    ),
+]
+
+
+def model_candidates(model: Model, train: bool):
+    """convt (auto), the plain lowering and torch: forward, or one SGD step."""
+    rng = np.random.default_rng(1)
+    ndim = len(model.input_shape) - 2
+    weights = [
+        (
+            (rng.standard_normal((ci, co, *(k,) * ndim)) * (1 / math.sqrt(ci * k**ndim))).astype(
+                np.float32
+            ),
+            (rng.standard_normal(co) * 0.1).astype(np.float32),
+        )
+        for ci, co, k, _, _ in model.layers
+    ]
+    x = rng.standard_normal(model.input_shape).astype(np.float32)
+    shapes, h = [], torch.tensor(x)
+    with torch.no_grad():
+        for (w, b), (_, _, _, s, p) in zip(weights, model.layers):
+            h = TORCH_FN[ndim](h, torch.tensor(w), torch.tensor(b), stride=s, padding=p)
+            shapes.append(tuple(h.shape))
+    skips = [rng.standard_normal(sh).astype(np.float32) for sh in shapes[:-1]]
+    target = rng.standard_normal(shapes[-1]).astype(np.float32)
+    act = lambda i, h, relu, tanh: tanh(h) if i == len(model.layers) - 1 else relu(h)  # noqa: E731
+
+    def jax_forward(params, x, method):
+        h = x
+        for i, ((w, b), (_, _, _, s, p)) in enumerate(zip(params, model.layers)):
+            h = JAX_FN[ndim](h, w, b, stride=s, padding=p, method=method)
+            h = act(i, h, jax.nn.relu, jnp.tanh)
+            if model.skips and i < len(skips):
+                h = h + skips[i]
+        return h
+
+    def jax_runner(method):
+        params = jax.tree_util.tree_map(jnp.asarray, weights)
+        xj, tj = jnp.asarray(x), jnp.asarray(target)
+        if train:
+
+            def step(params, x):
+                loss = lambda p: jnp.mean((jax_forward(p, x, method) - tj) ** 2)  # noqa: E731
+                grads = jax.grad(loss)(params)
+                return jax.tree_util.tree_map(lambda p, g: p - 0.01 * g, params, grads)
+
+            fn = jax.jit(step)
+        else:
+            fn = jax.jit(lambda params, x: jax_forward(params, x, method))
+        return lambda: jax.block_until_ready(fn(params, xj))
+
+    tw = [
+        (torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
+        for w, b in weights
+    ]
+    xt, tt, st = torch.tensor(x), torch.tensor(target), [torch.tensor(k) for k in skips]
+
+    def torch_forward():
+        h = xt
+        for i, ((w, b), (_, _, _, s, p)) in enumerate(zip(tw, model.layers)):
+            h = act(i, TORCH_FN[ndim](h, w, b, stride=s, padding=p), torch.relu, torch.tanh)
+            if model.skips and i < len(st):
+                h = h + st[i]
+        return h
+
+    def torch_run():
+        if train:
+            for w, b in tw:
+                w.grad = b.grad = None
+            torch.mean((torch_forward() - tt) ** 2).backward()
+            with torch.no_grad():
+                for w, b in tw:
+                    w -= 0.01 * w.grad
+                    b -= 0.01 * b.grad
+        else:
+            with torch.no_grad():
+                torch_forward()
+
+    return {
+        "convt": jax_runner("auto"),
+        "lhs_dilated": jax_runner("lhs_dilated"),
+        "torch": torch_run,
+    }
+
+
+# ---------------------------------------------------------------------------- compile time, memory
+
+
+def compile_seconds(layer: Layer, method: str) -> float:
+    """Wall time of lowering and compiling ``jit(grad(loss))`` (the best of two)."""
+    x = jnp.zeros(layer.x_shape, jnp.float32)
+    w = jnp.zeros(layer.w_shape, jnp.float32)
+    f = JAX_FN[layer.ndim]
+    times = []
+    for _ in range(2):
+        loss = lambda x, w: jnp.sum(f(x, w, **layer.kwargs, method=method) ** 2)  # noqa: E731
+        t0 = time.perf_counter()
+        jax.jit(jax.grad(loss, (0, 1))).lower(x, w).compile()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_bytes(run) -> int:
+    """Peak resident memory above the starting level while ``run()`` runs (sampled
+    every 0.2 ms from /proc, so it sees torch's allocations and XLA's alike)."""
+    run()  # compiled and warm: later calls allocate what a training loop allocates
+    base, peak, done = _rss_bytes(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.0002)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    run()
+    done.set()
+    sampler.join()
+    return max(peak[0] - base, 0)
+
+
+MEMORY_LAYER = Layer("large", "large-spatial 16->8 k4 s2 p1", (4, 16, 256, 256), 8, 4, 2, 1)
+
+
+def torch_peak_bytes() -> int:
+    """torch's forward+backward on ``MEMORY_LAYER``: the growth of the resident size
+    during a warm call (median of three), sampled in a child process whose allocator
+    returns every large block when it is freed (a fixed ``mmap`` threshold; with
+    glibc's adaptive one, freed blocks stayed resident and were reused)."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    child = subprocess.run(
+        [sys.executable, __file__, "--torch-memory"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(child.stdout.strip().splitlines()[-1])
+
+
+def memory_rows(methods) -> list[dict]:
+    """Peak memory of forward+backward on ``MEMORY_LAYER`` per lowering, against
+    torch's. XLA's CPU runtime allocates a program's temporaries as one arena, once
+    (sampling the resident size saw nothing new on warm calls), so its peak is the
+    compiled program's own account (temporaries and outputs, ``memory_analysis``);
+    torch's is measured (`torch_peak_bytes`)."""
+    torch_peak = torch_peak_bytes()
+    f = JAX_FN[MEMORY_LAYER.ndim]
+    x = jnp.zeros(MEMORY_LAYER.x_shape, jnp.float32)
+    w = jnp.zeros(MEMORY_LAYER.w_shape, jnp.float32)
+    rows = []
+    for method in ("auto", *methods):
+        loss = lambda x, w, m=method: jnp.sum(f(x, w, **MEMORY_LAYER.kwargs, method=m) ** 2)  # noqa: E731
+        try:
+            stats = jax.jit(jax.grad(loss, (0, 1))).lower(x, w).compile().memory_analysis()
+        except ValueError:  # not applicable (matmul, tapsum)
+            continue
+        peak = stats.temp_size_in_bytes + stats.output_size_in_bytes
+        rows.append(
+            dict(
+                method=method,
+                peak_mb=peak / 1e6,
+                torch_peak_mb=torch_peak / 1e6,
+                vs_torch=peak / max(torch_peak, 1),
+            )
+        )
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per layer and pass")
     parser.add_argument("--quick", action="store_true", help="3 repeats, for a smoke run")
     parser.add_argument("--only", nargs="*", help="layer names")
-    parser.add_argument("--methods", nargs="*", default=(), help="also time these lowerings")
+    parser.add_argument(
+        "--methods", nargs="*", default=list(lowering.LOWERINGS), help="lowerings timed"
+    )
+    parser.add_argument("--no-models", action="store_true", help="layers only")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--torch-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.torch_memory:
+        runs = candidates(MEMORY_LAYER, True, ())
+        print(int(statistics.median(peak_bytes(runs["torch"]) for _ in range(3))))
+        return
     repeats = 3 if args.quick else args.repeats
     layers = [lay for lay in LAYERS if not args.only or lay.name in args.only]
     gemm = gemm_gflops()
@@ -206,15 +439,19 @@ def main():
                 jax.default_backend(),
                 layer.x_shape,
             )
+            lowerings = {m: med[m] for m in med if m not in ("convt", "torch")}
+            best = min(lowerings, key=lowerings.get)
             row = dict(
                 layer=layer.name,
                 model=layer.model,
                 pass_="fwd+bwd" if backward else "fwd",
                 method=method,
+                best=best,
                 **{f"{k}_ms": v * 1e3 for k, v in med.items()},
                 convt_vs_torch=med["convt"] / med["torch"],
                 lhs_vs_torch=med["lhs_dilated"] / med["torch"],
                 convt_vs_lhs=med["convt"] / med["lhs_dilated"],
+                convt_vs_best=med["convt"] / lowerings[best],
                 convt_gflops=flops / med["convt"] / 1e9,
                 torch_gflops=flops / med["torch"] / 1e9,
                 lhs_gflops=flops / med["lhs_dilated"] / 1e9,
@@ -222,18 +459,44 @@ def main():
             row["convt_gemm_fraction"] = row["convt_gflops"] / gemm
             rows.append(row)
             print(
-                f"{layer.name:11s} {row['pass_']:7s} {method:11s} convt {row['convt_ms']:8.2f} ms  "
-                f"lhs {row['lhs_dilated_ms']:8.2f} ms  torch {row['torch_ms']:8.2f} ms  "
+                f"{layer.name:11s} {row['pass_']:7s} {method:22s} convt {row['convt_ms']:8.2f} ms  "
+                f"best {best} {lowerings[best] * 1e3:8.2f} ms  torch {row['torch_ms']:8.2f} ms  "
                 f"convt/torch {row['convt_vs_torch']:5.2f}  lhs/torch {row['lhs_vs_torch']:6.2f}  "
                 f"{row['convt_gflops']:6.1f} GFLOP/s",
                 flush=True,
             )
-            for m in args.methods:
-                if m in med:
-                    print(
-                        f"{'':20s}{m:11s} {med[m] * 1e3:8.2f} ms  "
-                        f"/torch {med[m] / med['torch']:5.2f}"
+    compile_rows = []
+    for layer in layers:
+        auto_s, plain_s = compile_seconds(layer, "auto"), compile_seconds(layer, "lhs_dilated")
+        compile_rows.append(
+            dict(layer=layer.name, auto_s=auto_s, plain_s=plain_s, ratio=auto_s / plain_s)
+        )
+        print(f"compile {layer.name:11s} auto {auto_s:6.2f} s  plain {plain_s:6.2f} s", flush=True)
+    model_rows = []
+    if not args.no_models:
+        for model in MODELS:
+            for train in (False, True):
+                med = time_interleaved(model_candidates(model, train), repeats, args.budget)
+                model_rows.append(
+                    dict(
+                        model=model.name,
+                        pass_="train step" if train else "fwd",
+                        **{f"{k}_ms": v * 1e3 for k, v in med.items()},
+                        convt_vs_torch=med["convt"] / med["torch"],
+                        lhs_vs_torch=med["lhs_dilated"] / med["torch"],
                     )
+                )
+                r = model_rows[-1]
+                print(
+                    f"model {model.name:26s} {r['pass_']:10s} convt {r['convt_ms']:8.2f} ms  "
+                    f"torch {r['torch_ms']:8.2f} ms  convt/torch {r['convt_vs_torch']:5.2f}",
+                    flush=True,
+                )
+    memory = memory_rows(args.methods)
+    for r in memory:
+        print(
+            f"memory {r['method']:11s} {r['peak_mb']:8.1f} MB  torch {r['torch_peak_mb']:8.1f} MB"
+        )
     summary = {}
     for p in ("fwd", "fwd+bwd"):
         sel = [r for r in rows if r["pass_"] == p]
@@ -242,6 +505,7 @@ def main():
             geomean_lhs_vs_torch=geomean([r["lhs_vs_torch"] for r in sel]),
             worst_convt_vs_torch=max(r["convt_vs_torch"] for r in sel),
             worst_convt_vs_lhs=max(r["convt_vs_lhs"] for r in sel),
+            worst_convt_vs_best=max(r["convt_vs_best"] for r in sel),
         )
     env = dict(
         jax=jax.__version__,
@@ -252,14 +516,23 @@ def main():
         gemm_gflops=gemm,
         layers=[asdict(lay) for lay in layers],
     )
-    write(Path(args.out), rows, summary, env)
-
-
-def write(out: Path, rows, summary, env):
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(
-        json.dumps(dict(env=env, rows=rows, summary=summary), indent=1)
+    write(
+        Path(args.out),
+        dict(
+            env=env,
+            rows=rows,
+            summary=summary,
+            models=model_rows,
+            compile=compile_rows,
+            memory=memory,
+        ),
     )
+
+
+def write(out: Path, results: dict):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    env, rows, summary = results["env"], results["rows"], results["summary"]
     lines = [
         "# Benchmark results",
         "",
@@ -267,13 +540,17 @@ def write(out: Path, rows, summary, env):
         f"({env['machine']}); same-run float32 GEMM: {env['gemm_gflops']:.0f} GFLOP/s. "
         "Medians of interleaved runs; ratios are time / torch's time (lower is faster).",
         "",
-        "| layer | pass | convt method | convt ms | lhs-dilated ms | torch ms | convt / torch "
-        "| lhs-dilated / torch | convt GFLOP/s | of GEMM |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "## Layers",
+        "",
+        "| layer | pass | auto's lowering | auto ms | best lowering (ms) | auto / best "
+        "| lhs-dilated ms | torch ms | auto / torch | lhs-dilated / torch | auto GFLOP/s "
+        "| of GEMM |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['pass_']} | {r['method']} | {r['convt_ms']:.2f} | "
+            f"{r['best']} ({r[r['best'] + '_ms']:.2f}) | {r['convt_vs_best']:.2f} | "
             f"{r['lhs_dilated_ms']:.2f} | {r['torch_ms']:.2f} | {r['convt_vs_torch']:.2f} | "
             f"{r['lhs_vs_torch']:.2f} | {r['convt_gflops']:.1f} | {r['convt_gemm_fraction']:.0%} |"
         )
@@ -282,15 +559,55 @@ def write(out: Path, rows, summary, env):
         lines.append(
             f"- {p}: geometric mean convt / torch **{s['geomean_convt_vs_torch']:.2f}**, "
             f"lhs-dilated / torch {s['geomean_lhs_vs_torch']:.2f}; worst layer convt / torch "
-            f"{s['worst_convt_vs_torch']:.2f}; worst convt / lhs-dilated "
+            f"{s['worst_convt_vs_torch']:.2f}; worst auto / best lowering "
+            f"{s['worst_convt_vs_best']:.2f}; worst convt / lhs-dilated "
             f"{s['worst_convt_vs_lhs']:.2f}"
+        )
+    if results["models"]:
+        lines += [
+            "",
+            "## Whole decoders",
+            "",
+            "| model | pass | convt ms | lhs-dilated ms | torch ms | convt / torch "
+            "| lhs-dilated / torch |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in results["models"]:
+            lines.append(
+                f"| {r['model']} | {r['pass_']} | {r['convt_ms']:.2f} | "
+                f"{r['lhs_dilated_ms']:.2f} | {r['torch_ms']:.2f} | {r['convt_vs_torch']:.2f} | "
+                f"{r['lhs_vs_torch']:.2f} |"
+            )
+    lines += [
+        "",
+        "## Compile time of `jit(grad(loss))`",
+        "",
+        "| layer | auto s | lhs-dilated s | auto / lhs-dilated |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for r in results["compile"]:
+        lines.append(
+            f"| {r['layer']} | {r['auto_s']:.2f} | {r['plain_s']:.2f} | {r['ratio']:.2f} |"
+        )
+    lines += [
+        "",
+        f"## Peak memory, forward+backward of {MEMORY_LAYER.model}, input {MEMORY_LAYER.x_shape}",
+        "",
+        "| lowering | peak MB (XLA's temporaries and outputs) | torch peak MB (measured) "
+        "| / torch |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for r in results["memory"]:
+        lines.append(
+            f"| {r['method']} | {r['peak_mb']:.1f} | {r['torch_peak_mb']:.1f} | "
+            f"{r['vs_torch']:.2f} |"
         )
     (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
     try:
         plot(out, rows)
     except ImportError:
         print("matplotlib not installed: no plot")
-    print("\n".join(lines[-2:]))
+    print("\n".join(line for line in lines if line.startswith("- ")))
 
 
 def plot(out: Path, rows):

@@ -206,6 +206,9 @@ def test_auto_choice_on_cpu():
     depthwise = ConvTransposeSpec.create(2, stride=2, groups=8)
     assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum/col2im"
     assert choose_method(s2, (8, 4, 4, 4), "gpu") == "lhs_dilated"
+    # col2im's product tensor past COL2IM_LIMIT_BYTES (memory, caches): the phase forms
+    assert choose_method(s2, (16, 8, 4, 4), "cpu", (4, 16, 256, 256)) == "phase/phase_gemm"
+    assert choose_method(s3, (64, 32, 4, 4, 4), "cpu", (1, 64, 24, 24, 24)) == "phase_gemm"
 
 
 def test_method_errors():

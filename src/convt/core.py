@@ -16,6 +16,9 @@ Method = str  # "auto", a name from lowering.LOWERINGS, or "forward/backward"
 METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
 
 
+COL2IM_LIMIT_BYTES = 48e6  # the largest col2im product tensor auto allows (see below)
+
+
 def choose_method(
     spec: ConvTransposeSpec,
     weight_shape: tuple[int, ...],
@@ -37,8 +40,10 @@ def choose_method(
     ``phase_gemm`` otherwise). For the derivatives ``col2im``'s transposes (an im2col
     of the cotangent and two GEMMs on the stored weight) were fastest on every layer
     measured except non-overlapping stamps (``matmul``) and grouped layers
-    (``phase_gemm``). ``input_shape`` (the input's, as laid out) sizes the im2cols;
-    without it a 16-wide image of batch 1 is assumed.
+    (``phase_gemm``). Neither is chosen when its product tensor would exceed
+    ``COL2IM_LIMIT_BYTES`` (in float32): ``phase_gemm``'s transposes take over, within
+    2x torch's peak memory on a large-spatial layer. ``input_shape`` (the input's, as
+    laid out) sizes the im2cols; without it a 16-wide image of batch 1 is assumed.
 
     On GPU and TPU XLA maps the lhs-dilated form onto the vendor's backward-data
     convolution, which torch's CUDA path calls too, when its conditions hold (a
@@ -59,21 +64,23 @@ def choose_method(
     if all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation):
         return "matmul"
     depthwise = spec.groups > 1 and weight_shape[0] == spec.groups
+    products, windows = _im2col_elements(spec, weight_shape, input_shape)
+    # col2im's products are an im2col of the output: above ~48 MB (float32) they fell
+    # off the caches (a 3-D decoder head ran 10x slower) and took 2.7x torch's memory
+    small = products * 4 <= COL2IM_LIMIT_BYTES
     if depthwise:
         forward = "tapsum"
     elif all(s == 1 for s in spec.stride):
         forward = "lhs_dilated"
     elif spec.groups > 1:
         forward = "phase_gemm"
-    else:
-        products, windows = _im2col_elements(spec, weight_shape, input_shape)
+    elif small and products <= 0.8 * windows:
         # within 25% the phase forms won (their GEMM is one wide product over the
         # windows; col2im's output-side adds cost more per element)
-        if products <= 0.8 * windows:
-            forward = "col2im"
-        else:
-            forward = "phase" if spec.ndim == 2 else "phase_gemm"
-    backward = "phase_gemm" if spec.groups > 1 and not depthwise else "col2im"
+        forward = "col2im"
+    else:
+        forward = "phase" if spec.ndim == 2 else "phase_gemm"
+    backward = "col2im" if small and (depthwise or spec.groups == 1) else "phase_gemm"
     return forward if forward == backward else f"{forward}/{backward}"
 
 

@@ -236,7 +236,7 @@ def _make_layer():
         def __init__(
             self,
             *args: Any,
-            layer: layers.Layer | None = None,
+            layer: Any = None,
             params: Any = None,
             num_spatial_dims: int | None = None,
             dtype: Any = jnp.float32,

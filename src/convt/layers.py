@@ -294,21 +294,28 @@ def module_layer(
             f"{framework}: pass either torch's arguments or layer= (a convt.layers.Layer, "
             "which holds the other framework's arguments), not both"
         )
-    if not isinstance(layer, Layer):
+    if not isinstance(layer, (Layer, convt_torch.ConvTranspose)):
         raise TypeError(
             f"{framework}: layer= takes a convt.layers.Layer (convt.paddle.Conv2DTranspose(...), "
-            f"a converter's layer, ...), got {type(layer).__name__}"
+            f"a converter's layer, ...) or convt.torch.from_module's layer, got "
+            f"{type(layer).__name__}"
         )
     if num_spatial_dims is not None and num_spatial_dims != layer.ndim:
         raise ValueError(
             f"{framework}: a {num_spatial_dims}-D layer class was given a {layer.ndim}-D layer"
         )
     if params is None:
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"{framework}: a convt.torch layer holds no channel counts; pass its params= "
+                "(from convt.torch.from_module) or torch's arguments instead"
+            )
         return layer, layer.init(key, dtype=dtype)
     params = {k: jnp.asarray(v) for k, v in params.items() if v is not None}
-    if params["weight"].shape != layer.weight_shape or set(params) - {"weight", "bias"}:
+    expected = getattr(layer, "weight_shape", None) or params["weight"].shape
+    if params["weight"].shape != expected or set(params) - {"weight", "bias"}:
         raise ValueError(
-            f"{framework}: params must be {{'weight' {layer.weight_shape}, 'bias'}}, got "
+            f"{framework}: params must be {{'weight' {expected}, 'bias'}}, got "
             f"{ {k: v.shape for k, v in params.items()} }"
         )
     return layer, params

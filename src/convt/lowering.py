@@ -575,6 +575,7 @@ def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     z = _reshape(z, (*z.shape[:-2], *spec.stride, c_out_g))
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
 
+
 # ----------------------------------------------------------------------------------------
 # Non-overlapping stamps: kernel == stride, dilation == 1
 
