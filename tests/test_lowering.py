@@ -195,7 +195,7 @@ def test_auto_choice_on_cpu():
     s3 = ConvTransposeSpec.create(3, stride=2)
     assert choose_method(s3, (8, 4, 4, 4, 4), "cpu") == "phase_gemm/col2im"
     s1 = ConvTransposeSpec.create(1, stride=4)
-    assert choose_method(s1, (8, 4, 8), "cpu") == "col2im"
+    assert choose_method(s1, (8, 4, 8), "cpu") == "phase_gemm/col2im"
     assert choose_method(s1, (512, 256, 16), "cpu", (2, 512, 128)) == "col2im"  # HiFi-GAN
     grouped = ConvTransposeSpec.create(2, stride=2, groups=2)
     assert choose_method(grouped, (8, 4, 4, 4), "cpu") == "phase_gemm"
@@ -208,7 +208,10 @@ def test_auto_choice_on_cpu():
     assert choose_method(s2, (8, 4, 4, 4), "gpu") == "lhs_dilated"
     # col2im's product tensor past COL2IM_LIMIT_BYTES (memory, caches): the phase forms
     assert choose_method(s2, (16, 8, 4, 4), "cpu", (4, 16, 256, 256)) == "phase/phase_gemm"
-    assert choose_method(s3, (64, 32, 4, 4, 4), "cpu", (1, 64, 24, 24, 24)) == "phase_gemm"
+    assert choose_method(s3, (64, 32, 4, 4, 4), "cpu", (1, 64, 24, 24, 24)) == "phase/phase_gemm"
+    # a 4x4 kernel on a 1x1 latent (DCGAN's first layer): the GEMM, not a convolution
+    s_one = ConvTransposeSpec.create(2)
+    assert choose_method(s_one, (100, 512, 4, 4), "cpu", (16, 100, 1, 1)) == "col2im"
 
 
 def test_method_errors():

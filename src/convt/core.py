@@ -17,6 +17,7 @@ METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
 
 
 COL2IM_LIMIT_BYTES = 48e6  # the largest col2im product tensor auto allows (see below)
+PHASE_GEMM_LIMIT_BYTES = 24e6  # the largest input windows auto's forward builds
 
 
 def choose_method(
@@ -29,21 +30,21 @@ def choose_method(
     ``"forward/backward"`` when values and derivatives are fastest in different
     lowerings (`lowering.split`).
 
-    On the CPU, by measurement (``benchmarks/bench.py --methods``, results in
-    docs/benchmarks.md), for the forward: non-overlapping stamps (``kernel == stride``,
+    On the CPU, by measurement (``benchmarks/bench.py``, results in
+    docs/benchmarks.md). For the forward: non-overlapping stamps (``kernel == stride``,
     ``dilation == 1``) are one matrix product (``matmul``); depthwise layers a sum of
-    shifted products (``tapsum``); unstrided layers a plain convolution
-    (``lhs_dilated``); grouped layers a group-batched GEMM over tap windows
-    (``phase_gemm``); the others whichever im2col moves fewer elements, weighed by
-    `_im2col_elements`: the products' (``col2im``, which wins over small images with
-    many channels) or the input windows and re-laid-out weight (``phase`` in 2-D,
-    ``phase_gemm`` otherwise). For the derivatives ``col2im``'s transposes (an im2col
-    of the cotangent and two GEMMs on the stored weight) were fastest on every layer
-    measured except non-overlapping stamps (``matmul``) and grouped layers
-    (``phase_gemm``). Neither is chosen when its product tensor would exceed
-    ``COL2IM_LIMIT_BYTES`` (in float32): ``phase_gemm``'s transposes take over, within
-    2x torch's peak memory on a large-spatial layer. ``input_shape`` (the input's, as
-    laid out) sizes the im2cols; without it a 16-wide image of batch 1 is assumed.
+    shifted products (``tapsum``); grouped layers a group-batched GEMM over tap windows
+    (``phase_gemm``); the others ``col2im`` when its products are the smaller im2col
+    (`_im2col_elements`; by 4x when there are fewer than 8 output channels per group),
+    else ``lhs_dilated`` for unstrided layers (a plain convolution), ``phase`` in 2-D
+    or with windows above ``PHASE_GEMM_LIMIT_BYTES``, ``phase_gemm`` otherwise. For the
+    derivatives ``col2im``'s transposes (an im2col of the cotangent and two GEMMs on the
+    stored weight) were fastest on every layer measured except non-overlapping stamps
+    (``matmul``) and grouped layers (``phase_gemm``). Neither takes ``col2im`` when its
+    product tensor would exceed ``COL2IM_LIMIT_BYTES`` (in float32): ``phase_gemm``'s
+    transposes take over, within 2x torch's peak memory on a large-spatial layer.
+    ``input_shape`` (the input's, as laid out) sizes the im2cols; without it a 16-wide
+    image of batch 1 is assumed.
 
     On GPU and TPU XLA maps the lhs-dilated form onto the vendor's backward-data
     convolution, which torch's CUDA path calls too, when its conditions hold (a
@@ -68,18 +69,21 @@ def choose_method(
     # col2im's products are an im2col of the output: above ~48 MB (float32) they fell
     # off the caches (a 3-D decoder head ran 10x slower) and took 2.7x torch's memory
     small = products * 4 <= COL2IM_LIMIT_BYTES
+    # col2im's adds run along the output channels: with few of them (FSRCNN's 3) each
+    # add is short, and the phase forms won unless col2im moved 4x fewer elements
+    few_channels = weight_shape[1] < 8
     if depthwise:
         forward = "tapsum"
-    elif all(s == 1 for s in spec.stride):
-        forward = "lhs_dilated"
     elif spec.groups > 1:
         forward = "phase_gemm"
-    elif small and products <= 0.8 * windows:
-        # within 25% the phase forms won (their GEMM is one wide product over the
-        # windows; col2im's output-side adds cost more per element)
+    elif small and products <= (0.25 if few_channels else 1.0) * windows:
         forward = "col2im"
+    elif all(s == 1 for s in spec.stride):
+        forward = "lhs_dilated"
+    elif spec.ndim == 2 or windows * 4 > PHASE_GEMM_LIMIT_BYTES:
+        forward = "phase"  # XLA's stride-1 convolution, which needs no windows
     else:
-        forward = "phase" if spec.ndim == 2 else "phase_gemm"
+        forward = "phase_gemm"
     backward = "col2im" if small and (depthwise or spec.groups == 1) else "phase_gemm"
     return forward if forward == backward else f"{forward}/{backward}"
 

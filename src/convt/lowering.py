@@ -528,6 +528,25 @@ def tapsum(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
 
 
+def _shifted_term(prod, taps, window, plans, spatial):
+    """``z[u] = prod[u + window * reduced - pad_lo, taps]`` over ``u < z_length`` on
+    every spatial axis: a slice of the products, zero-extended where it runs past them
+    (padding each term, not the whole product tensor, which a stride-1 layer's many
+    windows would inflate many times over). ``None`` when nothing is in range."""
+    index, config = [slice(None)] * prod.ndim, [(0, 0, 0)] * (prod.ndim - len(taps))
+    for a, (m, plan, n) in enumerate(zip(window, plans, spatial)):
+        start = m * plan.reduced - plan.padding(n)[0]  # first product row z[0] reads
+        lo, hi = max(start, 0), min(start + plan.z_length, n)
+        if hi <= lo:
+            return None
+        index[1 + a] = slice(lo, hi)
+        config[1 + a] = (lo - start, start + plan.z_length - hi, 0)
+    for a, t in enumerate(taps):
+        index[prod.ndim - len(taps) + a] = t
+    term = prod[tuple(index)]  # (N, *Z, g, c)
+    return lax.pad(term, jnp.zeros((), term.dtype), config) if any(map(any, config)) else term
+
+
 def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
     """Sub-pixel decomposition with the product first: one GEMM, then overlap-adds.
 
@@ -552,10 +571,7 @@ def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
         preferred_element_type,
     )
     prod = _reshape(prod, (*lead, groups, c_out_g, *kernel))  # (N, *X, g, c, *k)
-    config = [(0, 0, 0)] * prod.ndim
-    for a, (plan, m) in enumerate(zip(plans, _spatial_shape(x, spec))):
-        config[1 + a] = (*plan.padding(m), 0)
-    prod = lax.pad(prod, jnp.zeros((), prod.dtype), config)
+    spatial = _spatial_shape(x, spec)
     phases = []
     for rho in itertools.product(*(range(s) for s in spec.stride)):
         z = None
@@ -563,11 +579,9 @@ def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
             taps = [int(p.taps[r, m]) for p, r, m in zip(plans, rho, window)]
             if any(t == k for t, k in zip(taps, kernel)):
                 continue  # a zero tap: this phase has fewer taps on that axis
-            index = [slice(None)] * (n + 3)
-            for a, (m, plan) in enumerate(zip(window, plans)):
-                index[1 + a] = slice(m * plan.reduced, m * plan.reduced + plan.z_length)
-            term = prod[(*index, *taps)]  # (N, *Z, g, c)
-            z = term if z is None else z + term
+            term = _shifted_term(prod, taps, window, plans, spatial)
+            if term is not None:
+                z = term if z is None else z + term
         phases.append(z)
     live = next(z for z in phases if z is not None)  # every tap is some phase's
     phases = [jnp.zeros_like(live) if z is None else z for z in phases]
