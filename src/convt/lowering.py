@@ -583,8 +583,12 @@ def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
             if term is not None:
                 z = term if z is None else z + term
         phases.append(z)
-    live = next(z for z in phases if z is not None)  # every tap is some phase's
-    phases = [jnp.zeros_like(live) if z is None else z for z in phases]
+    if any(z is None for z in phases):  # phases no tap reaches (or an empty crop window)
+        index = (slice(None), *[slice(0, 0)] * n, slice(None), slice(None), *[0] * n)
+        config = [(0, 0, 0), *[(0, p.z_length, 0) for p in plans], (0, 0, 0), (0, 0, 0)]
+        # zeros padded from an empty slice of the products keep their batch sharding
+        zero = lax.pad(prod[index], jnp.zeros((), prod.dtype), config)
+        phases = [zero if z is None else z for z in phases]
     z = jnp.stack(phases, axis=-2)  # (N, *Z, g, P, c)
     z = _reshape(z, (*z.shape[:-2], *spec.stride, c_out_g))
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
