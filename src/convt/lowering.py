@@ -485,7 +485,7 @@ def split(forward: str, backward: str):
         options = dict(
             spec=spec, precision=precision, preferred_element_type=preferred_element_type
         )
-        value = functools.partial(_tangent_rules(forward, spec)[0], **options)
+        value = functools.partial(_PLAIN[forward], **options)
         x_rule, w_rule = (
             functools.partial(rule, **options) for rule in _tangent_rules(backward, spec)
         )
