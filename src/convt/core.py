@@ -67,7 +67,7 @@ def choose_method(
     depthwise = spec.groups > 1 and weight_shape[0] == spec.groups
     products, windows = _im2col_elements(spec, weight_shape, input_shape)
     # col2im's products are an im2col of the output: above ~48 MB (float32) they fell
-    # off the caches (a 3-D decoder head ran 10x slower) and took 2.7x torch's memory
+    # off the caches (a 3-D decoder head's input gradient ran 20x slower)
     small = products * 4 <= COL2IM_LIMIT_BYTES
     # col2im's adds run along the output channels: with few of them (FSRCNN's 3) each
     # add is short, and the phase forms won unless col2im moved 4x fewer elements
