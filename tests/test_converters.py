@@ -210,6 +210,10 @@ def test_chainer_npz_paths_and_errors(tmp_path):
         convt.chainer.from_npz(path, {"up2": layer})
     with pytest.raises(TypeError, match="initialW"):
         convt.chainer.Deconvolution2D(2, 2, 3, initialW=np.ones((2, 2, 3, 3)))
+    hooked = _chainer_link(meta["cases"][0], arrays, 0)
+    hooked.local_link_hooks = {"SpectralNormalization": object()}
+    with pytest.raises(ValueError, match="SpectralNormalization"):
+        convt.chainer.from_link(hooked)
     chain = stand_in(
         "Chain",
         namedlinks=lambda: [("/", None), ("/up", _chainer_link(meta["cases"][0], arrays, 0))],

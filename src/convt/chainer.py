@@ -366,6 +366,13 @@ def from_link(link: Any) -> tuple[dict, layers.Layer]:
         raise TypeError(f"chainer: from_link takes a deconvolution link, got {kind}")
     if link.W.array is None:
         raise ValueError("chainer: the link's W is not initialised yet (run it once)")
+    hooks = getattr(link, "local_link_hooks", None) or {}
+    if hooks:  # SpectralNormalization & co. compute the forward's weight from W each call
+        raise ValueError(
+            f"chainer: the link has link hooks ({', '.join(hooks)}), which change the weight "
+            "its forward uses; from_link reads W as stored. Fold the hook into W and remove "
+            "it (link.delete_hook(name)) before converting"
+        )
     weight = np.asarray(link.W.array)
     ndim = weight.ndim - 2
     outsize = link.outsize
