@@ -290,11 +290,9 @@ def DeconvolutionND(  # noqa: N802 - chainer's name
         )
     if in_channels is None or ksize is None:
         raise TypeError("chainer: in_channels and ksize must be given (no lazy shapes)")
-    in_channels, out_channels, groups = layers.check_channels(
-        FRAMEWORK, in_channels, out_channels, groups
+    in_channels, out_channels, groups, kernel = layers.check_shapes(
+        FRAMEWORK, in_channels, out_channels, groups, ksize, ndim, kernel_name="ksize"
     )
-    kernel = fe.int_tuple(ksize, ndim, "ksize", FRAMEWORK)
-    fe.check_at_least(kernel, 1, "ksize", FRAMEWORK)
     if outsize is not None and all(v is None for v in outsize):
         outsize = None  # Deconvolution2D stores (None, None) for "not given"
     config = dict(

@@ -406,8 +406,9 @@ def _layer(
             f"keras: activation={activation!r}: the layer computes the convolution only; build "
             "it with activation=None and apply the activation (jax.nn...) to its output"
         )
-    in_channels, filters, _ = layers.check_channels(FRAMEWORK, in_channels, filters, 1)
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+    in_channels, filters, _, kernel = layers.check_shapes(
+        FRAMEWORK, in_channels, filters, 1, kernel_size, ndim
+    )
     config = dict(
         strides=fe.int_tuple(strides, ndim, "strides", FRAMEWORK),
         padding=_padding(padding),

@@ -162,8 +162,17 @@ def canonical_params(
     return params
 
 
-def check_channels(framework: str, in_channels: Any, out_channels: Any, groups: Any) -> tuple:
-    """``(in_channels, out_channels, groups)`` as ints, divisible as a grouped layer needs."""
+def check_shapes(
+    framework: str,
+    in_channels: Any,
+    out_channels: Any,
+    groups: Any,
+    kernel_size: Any,
+    ndim: int,
+    kernel_name: str = "kernel_size",
+) -> tuple[int, int, int, tuple[int, ...]]:
+    """A layer's ``(in_channels, out_channels, groups, kernel)`` as ints, divisible as a
+    grouped layer needs, the kernel one positive size per spatial axis."""
     in_channels = fe.check_int(in_channels, "in_channels", framework)
     out_channels = fe.check_int(out_channels, "out_channels", framework)
     groups = fe.check_int(groups, "groups", framework)
@@ -172,7 +181,9 @@ def check_channels(framework: str, in_channels: Any, out_channels: Any, groups: 
             f"{framework}: in_channels ({in_channels}) and out_channels ({out_channels}) must "
             f"be divisible by groups ({groups})"
         )
-    return in_channels, out_channels, groups
+    kernel = fe.int_tuple(kernel_size, ndim, kernel_name, framework)
+    fe.check_at_least(kernel, 1, kernel_name, framework)
+    return in_channels, out_channels, groups, kernel
 
 
 def draw(key: jax.Array, kind: str, scale: float, shape: Sequence[int], dtype: Any) -> jax.Array:
@@ -227,9 +238,9 @@ def torch_layer(
         )
     else:
         ndim = len(kernel_size)
-    in_channels, out_channels, groups = check_channels("torch", in_channels, out_channels, groups)
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", "torch")
-    fe.check_at_least(kernel, 1, "kernel_size", "torch")
+    in_channels, out_channels, groups, kernel = check_shapes(
+        "torch", in_channels, out_channels, groups, kernel_size, ndim
+    )
     layer = convt_torch.ConvTranspose(
         ndim=ndim,
         stride=fe.int_tuple(stride, ndim, "stride", "torch"),

@@ -274,11 +274,9 @@ def _layer(
     conv_mode: str = "cross_correlation",
     compute_mode: str = "default",
 ) -> layers.Layer:
-    in_channels, out_channels, groups = layers.check_channels(
-        FRAMEWORK, in_channels, out_channels, groups
+    in_channels, out_channels, groups, kernel = layers.check_shapes(
+        FRAMEWORK, in_channels, out_channels, groups, kernel_size, ndim
     )
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
-    fe.check_at_least(kernel, 1, "kernel_size", FRAMEWORK)
     config = dict(
         stride=fe.int_tuple(stride, ndim, "stride", FRAMEWORK),
         padding=fe.int_tuple(padding, ndim, "padding", FRAMEWORK),

@@ -381,11 +381,9 @@ def _layer(
 ) -> layers.Layer:
     del weight_attr  # initialisers and regularisers: `init` draws paddle's default
     name = _LAYER_CLASSES[ndim]
-    in_channels, out_channels, groups = layers.check_channels(
-        FRAMEWORK, in_channels, out_channels, groups
+    in_channels, out_channels, groups, kernel = layers.check_shapes(
+        FRAMEWORK, in_channels, out_channels, groups, kernel_size, ndim
     )
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
-    fe.check_at_least(kernel, 1, "kernel_size", FRAMEWORK)
     data_format = data_format or DATA_FORMATS[ndim][0]
     config = dict(
         stride=fe.int_tuple(stride, ndim, "stride", FRAMEWORK),  # as the layer stores them
