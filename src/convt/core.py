@@ -38,11 +38,18 @@ def choose_method(
     (`_im2col_elements`; by 4x when there are fewer than 8 output channels per group),
     else ``lhs_dilated`` for unstrided layers (a plain convolution), ``phase`` in 2-D
     or with windows above ``PHASE_GEMM_LIMIT_BYTES``, ``phase_gemm`` otherwise. For the
-    derivatives ``col2im``'s transposes (an im2col of the cotangent and two GEMMs on the
-    stored weight) were fastest on every layer measured except non-overlapping stamps
-    (``matmul``) and grouped layers (``phase_gemm``). Neither takes ``col2im`` when its
-    product tensor would exceed ``COL2IM_LIMIT_BYTES`` (in float32): ``phase_gemm``'s
-    transposes take over, within 2x torch's peak memory on a large-spatial layer.
+    derivatives (an im2col of the cotangent and two GEMMs, in each GEMM lowering):
+    depthwise layers ``tapsum``, grouped layers ``phase_gemm`` (``matmul`` if that is
+    their forward), unstrided layers
+    ``lhs_dilated`` (XLA's convolution) unless ``col2im``'s products are 4x fewer
+    than the windows (a 1x1 input), the others ``col2im`` unless its products exceed
+    1.5x the phase windows in 1-D and 2-D (its im2col's copy is then the slower; in
+    3-D it was fastest at every size measured), then ``phase_gemm``. Neither takes
+    ``col2im`` when its product tensor would exceed ``COL2IM_LIMIT_BYTES`` (in
+    float32): ``phase_gemm``'s transposes take over, within 2x torch's peak memory on
+    a large-spatial layer. The derivatives were timed with the values (as training
+    computes them) and a cotangent that is an argument: a constant one let XLA fold
+    the cotangent's im2col at compile time.
     ``input_shape`` (the input's, as laid out) sizes the im2cols; without it a 16-wide
     image of batch 1 is assumed.
 
@@ -62,8 +69,6 @@ def choose_method(
         if spec.groups == 1 and all(d == 1 for d in spec.dilation):
             return "lhs_dilated"
         return "phase"
-    if all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation):
-        return "matmul"
     depthwise = spec.groups > 1 and weight_shape[0] == spec.groups
     products, windows = _im2col_elements(spec, weight_shape, input_shape)
     # col2im's products are an im2col of the output: above ~48 MB (float32) they fell
@@ -72,7 +77,9 @@ def choose_method(
     # col2im's adds run along the output channels: with few of them (FSRCNN's 3) each
     # add is short, and the phase forms won unless col2im moved 4x fewer elements
     few_channels = weight_shape[1] < 8
-    if depthwise:
+    if all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation):
+        forward = "matmul"
+    elif depthwise:
         forward = "tapsum"
     elif spec.groups > 1:
         forward = "phase_gemm"
@@ -84,7 +91,16 @@ def choose_method(
         forward = "phase"  # XLA's stride-1 convolution, which needs no windows
     else:
         forward = "phase_gemm"
-    backward = "col2im" if small and (depthwise or spec.groups == 1) else "phase_gemm"
+    if depthwise:
+        backward = "tapsum"
+    elif spec.groups > 1 or not small:
+        backward = "matmul" if forward == "matmul" else "phase_gemm"
+    elif all(s == 1 for s in spec.stride):  # XLA's plain convolution transposes well
+        backward = "col2im" if products * 4 <= windows else "lhs_dilated"
+    elif spec.ndim == 3 or products <= 1.5 * windows:
+        backward = "col2im"
+    else:
+        backward = "phase_gemm"
     return forward if forward == backward else f"{forward}/{backward}"
 
 

@@ -440,12 +440,19 @@ def phase_gemm(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
     plans = _plans(x, w, spec)
     n, groups = spec.ndim, spec.groups
     c_in_g = w.shape[0] // groups
-    kernel = _phase_kernel(w, groups, plans)
-    kernel = _reshape(kernel, (groups, c_in_g * math.prod(p.width for p in plans), -1))
+    taps = math.prod(p.width for p in plans)
+    kernel = _phase_kernel(w, groups, plans)  # (g, C_in_g, *U, *P, c)
+    kernel = jnp.moveaxis(kernel, 1, 1 + n)  # (g, *U, C_in_g, *P, c)
+    kernel = _reshape(kernel, (groups, taps * c_in_g, -1))
     xp = _channels_to_last(_padded_input(x, spec, plans), spec)
-    windows = jnp.stack(list(_windows(xp, plans)), axis=-1)  # (N, *Z, C_in, T)
-    # (N, *Z, g, C_in_g * T); sizes spelled out, as -1 is undefined for an empty batch
-    windows = _reshape(windows, (*windows.shape[: n + 1], groups, kernel.shape[1]))
+    # (N, *Z, T, g, C_in_g): each window a contiguous run of channels
+    windows = jnp.stack(list(_windows(xp, plans)), axis=-2)
+    windows = _reshape(windows, (*windows.shape[: n + 1], taps, groups, c_in_g))
+    # (N, *Z, g, T * C_in_g); sizes spelled out, as -1 is undefined for an empty batch
+    windows = _reshape(
+        jnp.moveaxis(windows, -3, -2) if groups > 1 else windows,
+        (*windows.shape[: n + 1], groups, kernel.shape[1]),
+    )
     z = _grouped_matmul(windows, kernel, precision, preferred_element_type)
     z = _reshape(z, (*z.shape[: n + 2], *spec.stride, w.shape[1]))
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
@@ -468,9 +475,13 @@ def phase(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=
 
 def _tangent_rules(name: str, spec: ConvTransposeSpec):
     """The functions computing lowering ``name``'s ``x`` and ``w`` tangents (each
-    linear in the tangent): the lowering itself, except for ``phase`` (above)."""
+    linear in the tangent): the lowering itself, except for ``phase`` and ``col2im``
+    (their docstrings say why)."""
     if name == "phase":
         return (_phase_conv if spec.groups == 1 else phase_gemm), phase_gemm
+    if name == "col2im":
+        rule = functools.partial(_col2im, taps_first=True)
+        return rule, rule
     return _PLAIN[name], _PLAIN[name]
 
 
@@ -528,12 +539,13 @@ def tapsum(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
 
 
-def _shifted_term(prod, taps, window, plans, spatial):
-    """``z[u] = prod[u + window * reduced - pad_lo, taps]`` over ``u < z_length`` on
-    every spatial axis: a slice of the products, zero-extended where it runs past them
-    (padding each term, not the whole product tensor, which a stride-1 layer's many
-    windows would inflate many times over). ``None`` when nothing is in range."""
-    index, config = [slice(None)] * prod.ndim, [(0, 0, 0)] * (prod.ndim - len(taps))
+def _shifted_term(products, window, plans, spatial):
+    """``z[u] = products[u + window * reduced - pad_lo]`` over ``u < z_length`` on
+    every spatial axis of one tap's ``(N, *X, g, c)`` products: a slice, zero-extended
+    where it runs past them (padding each term, not the whole product tensor, which a
+    stride-1 layer's many windows would inflate many times over). ``None`` when
+    nothing is in range."""
+    index, config = [slice(None)] * products.ndim, [(0, 0, 0)] * products.ndim
     for a, (m, plan, n) in enumerate(zip(window, plans, spatial)):
         start = m * plan.reduced - plan.padding(n)[0]  # first product row z[0] reads
         lo, hi = max(start, 0), min(start + plan.z_length, n)
@@ -541,9 +553,7 @@ def _shifted_term(prod, taps, window, plans, spatial):
             return None
         index[1 + a] = slice(lo, hi)
         config[1 + a] = (lo - start, start + plan.z_length - hi, 0)
-    for a, t in enumerate(taps):
-        index[prod.ndim - len(taps) + a] = t
-    term = prod[tuple(index)]  # (N, *Z, g, c)
+    term = products[tuple(index)]
     return lax.pad(term, jnp.zeros((), term.dtype), config) if any(map(any, config)) else term
 
 
@@ -552,25 +562,46 @@ def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
 
     ``prod[v, c, j] = sum_i x[v, i] * w[i, c, j]`` contracts only the input channels:
     one GEMM of ``N * prod(X)`` rows, ``C_in / g`` deep and ``C_out / g * prod(k)`` wide,
-    the useful flops exactly, on the weight as it is stored (no re-layout of a large
-    weight, forward or backward). Each phase then adds its taps' shifted products
-    (``z[u, rho] = sum_m prod[u + m * reduced, taps[rho, m]]``, a col2im). Fastest where
+    the useful flops exactly. Each phase then adds its taps' shifted products
+    (``z[u, rho] = sum_m prod[u + m * reduced, taps[rho, m]]``, a col2im); the
+    transpose (``jax.grad``) is an im2col of the cotangent and two GEMMs. Fastest where
     the GEMM dominates: many input channels over a small image (measured in
     benchmarks/).
+
+    The values keep each output channel's taps together (``(.., c, *k)``, the weight as
+    stored): the overlap-adds fuse with the re-layout to channels-first, which reads
+    them channel by channel. The derivatives (`split`) put the taps first
+    (``(.., *k, c)``): the im2col of the cotangent then copies runs of channels; in
+    the other order it ran 2-4x slower (measured), as did the values in this one.
     """
+    return split("col2im", "col2im")(x, w, spec, precision, preferred_element_type)
+
+
+def _col2im(
+    x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None, taps_first=False
+):
     plans = _plans(x, w, spec)
     n, groups = spec.ndim, spec.groups
     c_in, c_out_g, *kernel = w.shape
     c_in_g = c_in // groups
     xl = _channels_to_last(x, spec)
     lead = xl.shape[: n + 1]
+    n_taps = math.prod(kernel)
+    wg = _reshape(w, (groups, c_in_g, c_out_g, n_taps))
     prod = _grouped_matmul(
         _reshape(xl, (*lead, groups, c_in_g)),
-        _reshape(w, (groups, c_in_g, c_out_g * math.prod(kernel))),
+        _reshape(jnp.swapaxes(wg, 2, 3) if taps_first else wg, (groups, c_in_g, -1)),
         precision,
         preferred_element_type,
     )
-    prod = _reshape(prod, (*lead, groups, c_out_g, *kernel))  # (N, *X, g, c, *k)
+    # one (N, *X, g, c) piece per tap: split's transpose is a concatenation, so the
+    # im2col of the cotangent is one copy (indexing the taps transposed to a sum of
+    # padded one-tap tensors, 10x slower, measured)
+    prod = _reshape(
+        prod, (*lead, groups, *((n_taps, c_out_g) if taps_first else (c_out_g, n_taps)))
+    )
+    pieces = jnp.split(prod, n_taps, axis=-2 if taps_first else -1)
+    pieces = [_reshape(p, (*lead, groups, c_out_g)) for p in pieces]
     spatial = _spatial_shape(x, spec)
     phases = []
     for rho in itertools.product(*(range(s) for s in spec.stride)):
@@ -579,15 +610,16 @@ def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
             taps = [int(p.taps[r, m]) for p, r, m in zip(plans, rho, window)]
             if any(t == k for t, k in zip(taps, kernel)):
                 continue  # a zero tap: this phase has fewer taps on that axis
-            term = _shifted_term(prod, taps, window, plans, spatial)
+            piece = pieces[int(np.ravel_multi_index(taps, kernel))]
+            term = _shifted_term(piece, window, plans, spatial)
             if term is not None:
                 z = term if z is None else z + term
         phases.append(z)
     if any(z is None for z in phases):  # phases no tap reaches (or an empty crop window)
-        index = (slice(None), *[slice(0, 0)] * n, slice(None), slice(None), *[0] * n)
+        index = (slice(None), *[slice(0, 0)] * n, slice(None), slice(None))
         config = [(0, 0, 0), *[(0, p.z_length, 0) for p in plans], (0, 0, 0), (0, 0, 0)]
         # zeros padded from an empty slice of the products keep their batch sharding
-        zero = lax.pad(prod[index], jnp.zeros((), prod.dtype), config)
+        zero = lax.pad(pieces[0][index], jnp.zeros((), prod.dtype), config)
         phases = [zero if z is None else z for z in phases]
     z = jnp.stack(phases, axis=-2)  # (N, *Z, g, P, c)
     z = _reshape(z, (*z.shape[:-2], *spec.stride, c_out_g))
@@ -638,8 +670,8 @@ LOWERINGS = {
     "tapsum": tapsum,
 }
 # Without custom derivatives (the tangent rules of `split`): `phase`'s forward is its
-# convolution.
-_PLAIN = {**LOWERINGS, "phase": _phase_conv}
+# convolution, `col2im`'s keeps the taps last.
+_PLAIN = {**LOWERINGS, "phase": _phase_conv, "col2im": _col2im}
 
 
 def lower(method: str):
