@@ -53,6 +53,7 @@ class Layer:
     output_padding: int = 0
     groups: int = 1
     dilation: int = 1
+    dtype: str = "float32"  # of the input, weight, bias and cotangent, in both libraries
 
     @property
     def ndim(self) -> int:
@@ -100,6 +101,27 @@ LAYERS = [
     Layer("batch1", "batch-1 inference 256->128 k4 s2 p1", (1, 256, 32, 32), 128, 4, 2, 1),
     Layer("dilated", "dilated 64->64 k3 s2 d2 p2", (4, 64, 24, 24), 64, 3, 2, 2, dilation=2),
     Layer("unet3d_out", "3-D decoder head 64->32 k4 s2 p1", (1, 64, 24, 24, 24), 32, 4, 2, 1),
+    # mixed-precision inference and training: bfloat16 arrays (torch's oneDNN and XLA
+    # both accumulate in float32)
+    Layer(
+        "dcgan_bf16",
+        "DCGAN 512->256 k4 s2 p1, bfloat16",
+        (16, 512, 4, 4),
+        256,
+        4,
+        2,
+        1,
+        dtype="bfloat16",
+    ),
+    Layer(
+        "unet_bf16",
+        "U-Net up 256->128 k2 s2, bfloat16",
+        (4, 256, 32, 32),
+        128,
+        2,
+        2,
+        dtype="bfloat16",
+    ),
 ]
 
 TORCH_FN = {
@@ -119,7 +141,7 @@ def candidates(layer: Layer, backward: bool, methods=()):
         TORCH_FN[layer.ndim](torch.tensor(x[:1]), torch.tensor(w), None, **layer.kwargs).shape[1:]
     )
     c = rng.standard_normal((layer.x_shape[0], *y_shape)).astype(np.float32)
-    xj, wj, bj, cj = map(jnp.asarray, (x, w, b, c))
+    xj, wj, bj, cj = (jnp.asarray(a, layer.dtype) for a in (x, w, b, c))
 
     def jax_runner(method):
         f = functools.partial(JAX_FN[layer.ndim], **layer.kwargs, method=method)
@@ -136,7 +158,7 @@ def candidates(layer: Layer, backward: bool, methods=()):
             fn = jax.jit(lambda x, w, b, c: f(x, w, b))
         return lambda: jax.block_until_ready(fn(xj, wj, bj, cj))
 
-    xt, wt, bt, cjt = map(torch.tensor, (x, w, b, c))
+    xt, wt, bt, cjt = (torch.tensor(a).to(getattr(torch, layer.dtype)) for a in (x, w, b, c))
     tf = TORCH_FN[layer.ndim]
 
     def torch_run():
@@ -183,16 +205,22 @@ def time_interleaved(runs: dict, repeats: int, budget_s: float) -> dict:
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
-def gemm_gflops(size=1024, repeats=10) -> float:
-    a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size)), jnp.float32)
+def gemm_gflops(size=1024, repeats=10, dtype="float32") -> dict:
+    """GFLOP/s of a square GEMM in XLA (the reference of the "of GEMM" column) and in
+    torch, in ``dtype``."""
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((size, size)), dtype)
     f = jax.jit(lambda a: a @ a)
-    f(a).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f(a).block_until_ready()
-        times.append(time.perf_counter() - t0)
-    return 2 * size**3 / statistics.median(times) / 1e9
+    at = torch.tensor(np.asarray(a, np.float32)).to(getattr(torch, dtype))
+    rates = {}
+    for name, run in (("xla", lambda: f(a).block_until_ready()), ("torch", lambda: at @ at)):
+        run()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t0)
+        rates[name] = 2 * size**3 / statistics.median(times) / 1e9
+    return rates
 
 
 def geomean(values):
@@ -435,7 +463,7 @@ def main():
         return
     repeats = 3 if args.quick else args.repeats
     layers = [lay for lay in LAYERS if not args.only or lay.name in args.only]
-    gemm = gemm_gflops()
+    gemms = {dtype: gemm_gflops(dtype=dtype) for dtype in sorted({lay.dtype for lay in layers})}
     rows = []
     for layer in layers:
         for backward in (False, True):
@@ -464,7 +492,7 @@ def main():
                 torch_gflops=flops / med["torch"] / 1e9,
                 lhs_gflops=flops / med["lhs_dilated"] / 1e9,
             )
-            row["convt_gemm_fraction"] = row["convt_gflops"] / gemm
+            row["convt_gemm_fraction"] = row["convt_gflops"] / gemms[layer.dtype]["xla"]
             rows.append(row)
             print(
                 f"{layer.name:11s} {row['pass_']:7s} {method:22s} convt {row['convt_ms']:8.2f} ms  "
@@ -521,7 +549,8 @@ def main():
         backend=jax.default_backend(),
         cpus=os.cpu_count(),
         machine=platform.machine(),
-        gemm_gflops=gemm,
+        gemm_gflops=gemms["float32"]["xla"],
+        gemms=gemms,
         layers=[asdict(lay) for lay in layers],
     )
     write(
@@ -545,8 +574,13 @@ def write(out: Path, results: dict):
         "# Benchmark results",
         "",
         f"jax {env['jax']} ({env['backend']}), torch {env['torch']}, {env['cpus']} CPUs "
-        f"({env['machine']}); same-run float32 GEMM: {env['gemm_gflops']:.0f} GFLOP/s. "
-        "Medians of interleaved runs; ratios are time / torch's time (lower is faster).",
+        f"({env['machine']}); same-run 1024x1024 GEMM, XLA / torch: "
+        + ", ".join(
+            f"{dtype} {g['xla']:.0f} / {g['torch']:.0f} GFLOP/s"
+            for dtype, g in env["gemms"].items()
+        )
+        + " (a layer's \"of GEMM\" is against XLA's in its dtype). Medians of interleaved "
+        "runs; ratios are time / torch's time (lower is faster).",
         "",
         "## Layers",
         "",
