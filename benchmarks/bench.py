@@ -17,6 +17,7 @@ torch's. Writes RESULTS.md, results.json and results.png under --out.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -35,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
+import convt
 import convt.torch as ct
 from convt import choose_method, lowering
 
@@ -275,7 +277,8 @@ MODELS = [
 
 
 def model_candidates(model: Model, train: bool):
-    """convt (auto), the plain lowering and torch: forward, or one SGD step."""
+    """convt (auto; channels-first as ported, and channels-last), the plain lowering and
+    torch: forward, or one SGD step."""
     rng = np.random.default_rng(1)
     ndim = len(model.input_shape) - 2
     weights = [
@@ -297,28 +300,39 @@ def model_candidates(model: Model, train: bool):
     target = rng.standard_normal(shapes[-1]).astype(np.float32)
     act = lambda i, h, relu, tanh: tanh(h) if i == len(model.layers) - 1 else relu(h)  # noqa: E731
 
-    def jax_forward(params, x, method):
+    def jax_forward(params, x, skips, method, layout):
         h = x
         for i, ((w, b), (_, _, _, s, p)) in enumerate(zip(params, model.layers)):
-            h = JAX_FN[ndim](h, w, b, stride=s, padding=p, method=method)
+            if layout == "channels_first":
+                h = JAX_FN[ndim](h, w, b, stride=s, padding=p, method=method)
+            else:  # the same layer on channels-last activations, as a JAX model holds them
+                spec = dataclasses.replace(
+                    ct.to_spec(ndim, stride=s, padding=p), layout="channels_last"
+                )
+                h = convt.conv_transpose(h, w, b, spec=spec, method=method)
             h = act(i, h, jax.nn.relu, jnp.tanh)
             if model.skips and i < len(skips):
                 h = h + skips[i]
         return h
 
-    def jax_runner(method):
+    def jax_runner(method, layout="channels_first"):
+        to_layout = (
+            (lambda a: a) if layout == "channels_first" else (lambda a: np.moveaxis(a, 1, -1))
+        )  # noqa: E731
         params = jax.tree_util.tree_map(jnp.asarray, weights)
-        xj, tj = jnp.asarray(x), jnp.asarray(target)
+        xj, tj = jnp.asarray(to_layout(x)), jnp.asarray(to_layout(target))
+        sj = [jnp.asarray(to_layout(k)) for k in skips]
+        forward = functools.partial(jax_forward, skips=sj, method=method, layout=layout)
         if train:
 
             def step(params, x):
-                loss = lambda p: jnp.mean((jax_forward(p, x, method) - tj) ** 2)  # noqa: E731
+                loss = lambda p: jnp.mean((forward(p, x) - tj) ** 2)  # noqa: E731
                 grads = jax.grad(loss)(params)
                 return jax.tree_util.tree_map(lambda p, g: p - 0.01 * g, params, grads)
 
             fn = jax.jit(step)
         else:
-            fn = jax.jit(lambda params, x: jax_forward(params, x, method))
+            fn = jax.jit(forward)
         return lambda: jax.block_until_ready(fn(params, xj))
 
     tw = [
@@ -350,6 +364,7 @@ def model_candidates(model: Model, train: bool):
 
     return {
         "convt": jax_runner("auto"),
+        "convt_channels_last": jax_runner("auto", "channels_last"),
         "lhs_dilated": jax_runner("lhs_dilated"),
         "torch": torch_run,
     }
@@ -519,13 +534,15 @@ def main():
                         pass_="train step" if train else "fwd",
                         **{f"{k}_ms": v * 1e3 for k, v in med.items()},
                         convt_vs_torch=med["convt"] / med["torch"],
+                        channels_last_vs_torch=med["convt_channels_last"] / med["torch"],
                         lhs_vs_torch=med["lhs_dilated"] / med["torch"],
                     )
                 )
                 r = model_rows[-1]
                 print(
                     f"model {model.name:26s} {r['pass_']:10s} convt {r['convt_ms']:8.2f} ms  "
-                    f"torch {r['torch_ms']:8.2f} ms  convt/torch {r['convt_vs_torch']:5.2f}",
+                    f"torch {r['torch_ms']:8.2f} ms  convt/torch {r['convt_vs_torch']:5.2f}  "
+                    f"channels-last {r['channels_last_vs_torch']:5.2f}",
                     flush=True,
                 )
     memory = memory_rows(args.methods)
@@ -610,15 +627,20 @@ def write(out: Path, results: dict):
             "",
             "## Whole decoders",
             "",
-            "| model | pass | convt ms | lhs-dilated ms | torch ms | convt / torch "
-            "| lhs-dilated / torch |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+            "convt runs torch's channels-first layout (as a port of the torch model "
+            "would), and the same decoder on channels-last activations (no re-layout "
+            "between layers); torch runs channels-first.",
+            "",
+            "| model | pass | convt ms | channels-last ms | lhs-dilated ms | torch ms "
+            "| convt / torch | channels-last / torch | lhs-dilated / torch |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in results["models"]:
             lines.append(
                 f"| {r['model']} | {r['pass_']} | {r['convt_ms']:.2f} | "
-                f"{r['lhs_dilated_ms']:.2f} | {r['torch_ms']:.2f} | {r['convt_vs_torch']:.2f} | "
-                f"{r['lhs_vs_torch']:.2f} |"
+                f"{r['convt_channels_last_ms']:.2f} | {r['lhs_dilated_ms']:.2f} | "
+                f"{r['torch_ms']:.2f} | {r['convt_vs_torch']:.2f} | "
+                f"{r['channels_last_vs_torch']:.2f} | {r['lhs_vs_torch']:.2f} |"
             )
     lines += [
         "",

@@ -124,6 +124,33 @@ def test_forward_mode_equals_reference(method, case, seed):
     assert_close(hvp, hvp_ref, "float64", 10)
 
 
+@pytest.mark.parametrize("method", ["col2im", "phase", "phase_gemm/col2im"])
+@given(case=specs(), seed=st.integers(0, 2**20))
+def test_one_argument_derivatives(method, case, seed):
+    """Gradients and JVPs in one argument, the other a symbolic zero in the custom
+    JVPs (`split`'s tangents with ``dx`` or ``dw`` absent), against the definition."""
+    spec, x_shape, w_shape = case
+    rng = np.random.default_rng(seed)
+    x, w, dx, dw = (randn(rng, s, "float64") for s in (x_shape, w_shape, x_shape, w_shape))
+    g = randn(rng, spec.output_shape(x_shape, w_shape), "float64")
+
+    @jax.jit
+    def run(x, w, g, dx, dw):
+        f = lambda x, w: conv_transpose(x, w, spec=spec, method=method)  # noqa: E731
+        grad_x = jax.vjp(lambda x: f(x, w), x)[1](g)[0]
+        grad_w = jax.vjp(lambda w: f(x, w), w)[1](g)[0]
+        tangent_x = jax.jvp(lambda x: f(x, w), (x,), (dx,))[1]
+        tangent_w = jax.jvp(lambda w: f(x, w), (w,), (dw,))[1]
+        return grad_x, grad_w, tangent_x, tangent_w
+
+    grad_x, grad_w, tangent_x, tangent_w = run(x, w, g, dx, dw)
+    want_x, want_w, _ = reference_vjp(x, w, spec, g)
+    assert_close(grad_x, want_x, "float64")
+    assert_close(grad_w, want_w, "float64")
+    assert_close(tangent_x, reference_conv_transpose(dx, w, spec), "float64")
+    assert_close(tangent_w, reference_conv_transpose(x, dw, spec), "float64")
+
+
 @given(case=specs(depthwise=True), seed=st.integers(0, 2**20))
 def test_tapsum_equals_definition(case, seed):
     compare_with_reference(*case, "tapsum", seed)
