@@ -642,14 +642,19 @@ def _col2im_overlap(prod, x, w, spec, taps_first):
     plans = _plans(x, w, spec)
     n = spec.ndim
     _, c_out_g, *kernel = w.shape
-    lead, groups, n_taps = prod.shape[: n + 1], spec.groups, math.prod(kernel)
+    lead, groups = prod.shape[: n + 1], spec.groups
     # one (N, *X, g, c) piece per tap: split's transpose is a concatenation, so the
     # im2col of the cotangent is one copy (indexing the taps transposed to a sum of
     # padded one-tap tensors, 10x slower, measured)
     prod = _reshape(
-        prod, (*lead, groups, *((n_taps, c_out_g) if taps_first else (c_out_g, n_taps)))
+        prod, (*lead, groups, *((*kernel, c_out_g) if taps_first else (c_out_g, *kernel)))
     )
-    pieces = jnp.split(prod, n_taps, axis=-2 if taps_first else -1)
+    # split one kernel axis at a time: the transposes are then k-way concatenations, which
+    # XLA compiles 2.5x faster than one prod(k)-way concatenation (3-D k4: 1.55 -> 0.64 s)
+    pieces = [prod]
+    for a in range(len(kernel)):
+        axis = n + 2 + a if taps_first else n + 3 + a
+        pieces = [q for p in pieces for q in jnp.split(p, kernel[a], axis=axis)]
     pieces = [_reshape(p, (*lead, groups, c_out_g)) for p in pieces]
     spatial = _spatial_shape(x, spec)
     phases = []
