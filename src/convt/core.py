@@ -40,11 +40,11 @@ def choose_method(
     or with windows above ``PHASE_GEMM_LIMIT_BYTES``, ``phase_gemm`` otherwise. For the
     derivatives (an im2col of the cotangent and two GEMMs, in each GEMM lowering):
     depthwise layers ``tapsum``, grouped layers ``phase_gemm`` (``matmul`` if that is
-    their forward), unstrided layers
-    ``lhs_dilated`` (XLA's convolution) unless ``col2im``'s products are 4x fewer
-    than the windows (a 1x1 input), the others ``col2im`` unless its products exceed
-    1.5x the phase windows in 1-D and 2-D (its im2col's copy is then the slower; in
-    3-D it was fastest at every size measured), then ``phase_gemm``. Neither takes
+    their forward), unstrided layers ``lhs_dilated`` (XLA's convolution) unless
+    ``col2im``'s products are 4x fewer than the windows (a 1x1 input), the others
+    ``col2im`` unless its products exceed 1.5x the phase windows in 1-D and 2-D (its
+    im2col's copy is then the slower; in 3-D it was fastest at every size measured),
+    then ``phase_gemm``. Neither takes
     ``col2im`` when its product tensor would exceed ``COL2IM_LIMIT_BYTES`` (in
     float32): ``phase_gemm``'s transposes take over, within 2x torch's peak memory on
     a large-spatial layer. The derivatives were timed with the values (as training

@@ -525,7 +525,7 @@ def split(forward: str, backward: str):
     return lowered
 
 
-_TAPSUM_CHANNELS = 8  # tapsum's products per output channel up to 8 phases x multipliers
+_TAPSUM_CHANNELS = 8  # tapsum multiplies per output channel up to this many (phases x multipliers)
 
 
 def tapsum(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
