@@ -44,14 +44,13 @@ def choose_method(
     ``col2im``'s products are 4x fewer than the windows (a 1x1 input), the others
     ``col2im`` unless its products exceed 1.5x the phase windows in 1-D and 2-D (its
     im2col's copy is then the slower; in 3-D it was fastest at every size measured),
-    then ``phase_gemm``. Neither takes
-    ``col2im`` when its product tensor would exceed ``COL2IM_LIMIT_BYTES`` (in
-    float32): ``phase_gemm``'s transposes take over, within 2x torch's peak memory on
-    a large-spatial layer. The derivatives were timed with the values (as training
-    computes them) and a cotangent that is an argument: a constant one let XLA fold
-    the cotangent's im2col at compile time.
-    ``input_shape`` (the input's, as laid out) sizes the im2cols; without it a 16-wide
-    image of batch 1 is assumed.
+    then ``phase_gemm``. Neither takes ``col2im`` when its product tensor would exceed
+    ``COL2IM_LIMIT_BYTES`` (in float32): ``phase_gemm``'s transposes take over, within
+    2x torch's peak memory on a large-spatial layer. The derivatives were timed with
+    the values (as training computes them) and a cotangent that is an argument: a
+    constant one let XLA fold the cotangent's im2col at compile time. ``input_shape``
+    (the input's, as laid out) sizes the im2cols; without it a 16-wide image of batch
+    1 is assumed.
 
     On GPU and TPU XLA maps the lhs-dilated form onto the vendor's backward-data
     convolution, which torch's CUDA path calls too, when its conditions hold (a
@@ -77,6 +76,7 @@ def choose_method(
     # col2im's adds run along the output channels: with few of them (FSRCNN's 3) each
     # add is short, and the phase forms won unless col2im moved 4x fewer elements
     few_channels = weight_shape[1] < 8
+    unstrided = all(s == 1 for s in spec.stride)
     if all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation):
         forward = "matmul"
     elif depthwise:
@@ -85,7 +85,7 @@ def choose_method(
         forward = "phase_gemm"
     elif small and products <= (0.25 if few_channels else 1.0) * windows:
         forward = "col2im"
-    elif all(s == 1 for s in spec.stride):
+    elif unstrided:
         forward = "lhs_dilated"
     elif spec.ndim == 2 or windows * 4 > PHASE_GEMM_LIMIT_BYTES:
         forward = "phase"  # XLA's stride-1 convolution, which needs no windows
@@ -95,7 +95,7 @@ def choose_method(
         backward = "tapsum"
     elif spec.groups > 1 or not small:
         backward = "matmul" if forward == "matmul" else "phase_gemm"
-    elif all(s == 1 for s in spec.stride):  # XLA's plain convolution transposes well
+    elif unstrided:  # XLA's plain convolution transposes well
         backward = "col2im" if products * 4 <= windows else "lhs_dilated"
     elif spec.ndim == 3 or products <= 1.5 * windows:
         backward = "col2im"

@@ -485,11 +485,19 @@ def _tangent(name: str, spec: ConvTransposeSpec):
         x_rule = w_rule = _PLAIN[name]
 
     def tangent(x, w, dx, dw, **options):
-        terms = [x_rule(dx, w, **options)] if dx is not None else []
-        terms += [w_rule(x, dw, **options)] if dw is not None else []
-        return sum(terms[1:], terms[0])
+        return _bilinear_tangent(
+            functools.partial(x_rule, **options), functools.partial(w_rule, **options), x, w, dx, dw
+        )
 
     return tangent
+
+
+def _bilinear_tangent(x_rule, w_rule, x, w, dx, dw):
+    """``x_rule(dx, w) + w_rule(x, dw)``, the tangent of a bilinear map, leaving out
+    the term of an absent (``None``) tangent; at least one is present."""
+    terms = [x_rule(dx, w)] if dx is not None else []
+    terms += [w_rule(x, dw)] if dw is not None else []
+    return sum(terms[1:], terms[0])
 
 
 def split(forward: str, backward: str):
@@ -616,9 +624,8 @@ def _col2im_tangent(x, w, dx, dw, *, spec, precision=None, preferred_element_typ
         preferred_element_type=preferred_element_type,
         taps_first=True,
     )
-    terms = [products(dx, w)] if dx is not None else []
-    terms += [products(x, dw)] if dw is not None else []
-    return _col2im_overlap(sum(terms[1:], terms[0]), x, w, spec, taps_first=True)
+    prod = _bilinear_tangent(products, products, x, w, dx, dw)
+    return _col2im_overlap(prod, x, w, spec, taps_first=True)
 
 
 def _col2im_products(x, w, spec, precision, preferred_element_type, taps_first):
