@@ -79,12 +79,15 @@ def _reshape(a, shape):
 
 def _reshaped_spec(old_shape, new_shape, spec) -> list:
     """The sharding of a reshape's output: the axes are matched in blocks of equal size
-    (merged or split dims); a block keeps the sharding of its first old axis on its first
+    (merged or split dims; a unit axis on one side only is a block of its own); a block keeps the sharding of its first old axis on its first
     new axis (a batch merged into rows, or split back out) when no other axis of the
     block is sharded, and is unsharded otherwise."""
     out = [None] * len(new_shape)
     i = j = 0
     while i < len(old_shape) and j < len(new_shape):
+        if (old_shape[i] == 1) != (new_shape[j] == 1):  # an inserted or dropped unit axis
+            i, j = (i + 1, j) if old_shape[i] == 1 else (i, j + 1)
+            continue
         i_end, j_end = i + 1, j + 1
         old_size, new_size = old_shape[i], new_shape[j]
         while old_size != new_size:
@@ -435,8 +438,12 @@ def phase_gemm(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
 
     The windows (a small im2col: ``prod(width)`` shifted views of the input) meet every
     phase's taps in a single GEMM, which XLA's CPU backend runs far faster than its 3-D
-    or grouped convolutions, forward and backward.
+    or grouped convolutions, forward and backward. Channels-first inputs never change
+    layout (`_phase_gemm_flat`); channels-last ones multiply ``(N * Z, T * C_in_g)``
+    windows.
     """
+    if spec.layout == "channels_first":
+        return _phase_gemm_flat(x, w, spec, precision, preferred_element_type)
     plans = _plans(x, w, spec)
     n, groups = spec.ndim, spec.groups
     c_in_g = w.shape[0] // groups
@@ -444,7 +451,7 @@ def phase_gemm(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
     kernel = _phase_kernel(w, groups, plans)  # (g, C_in_g, *U, *P, c)
     kernel = jnp.moveaxis(kernel, 1, 1 + n)  # (g, *U, C_in_g, *P, c)
     kernel = _reshape(kernel, (groups, taps * c_in_g, -1))
-    xp = _channels_to_last(_padded_input(x, spec, plans), spec)
+    xp = _padded_input(x, spec, plans)
     # (N, *Z, T, g, C_in_g): each window a contiguous run of channels
     windows = jnp.stack(list(_windows(xp, plans)), axis=-2)
     windows = _reshape(windows, (*windows.shape[: n + 1], taps, groups, c_in_g))
@@ -456,6 +463,110 @@ def phase_gemm(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
     z = _grouped_matmul(windows, kernel, precision, preferred_element_type)
     z = _reshape(z, (*z.shape[: n + 2], *spec.stride, w.shape[1]))
     return _assemble(z, spec, plans, _output_lengths(x, w, spec))
+
+
+class _FlatGrid(NamedTuple):
+    """Offsets on the flattened padded input ``(prod(Zp),)``, row-major.
+
+    Tap ``t`` of every window reads ``flat[v + tap_offsets[t]]`` for the GEMM column
+    ``v < columns``: away from the far edges of the trailing axes (whose columns the
+    output never reads) that is ``xp[u + t * reduced]`` at ``u``'s grid position. Phase
+    ``rho``'s outputs ``q`` are columns ``phase_offsets[rho] + flat(q)``: its shift.
+    """
+
+    tap_offsets: tuple[int, ...]
+    phase_offsets: tuple[int, ...]
+    columns: int  # GEMM columns per image
+    rows_out: int  # columns a phase's output spans: count_1 rows of the first axis
+    tail: int  # zeros appended to the flat input so every tap's slice is in range
+
+
+def _flat_grid(padded: Sequence[int], plans, stride) -> _FlatGrid:
+    steps = [math.prod(padded[a + 1 :]) for a in range(len(padded))]
+
+    def offset(positions):
+        return sum(i * step for i, step in zip(positions, steps))
+
+    tap_offsets = tuple(
+        offset([t * p.reduced for t, p in zip(taps, plans)])
+        for taps in itertools.product(*(range(p.width) for p in plans))
+    )
+    phase_offsets = tuple(
+        offset([p.shift[r] for p, r in zip(plans, rho)])
+        for rho in itertools.product(*(range(s) for s in stride))
+    )
+    rows_out = plans[0].count * steps[0] if plans else 1  # no spatial axes: one column
+    columns = max(phase_offsets) + rows_out
+    tail = max(0, max(tap_offsets) + columns - math.prod(padded))
+    return _FlatGrid(tap_offsets, phase_offsets, columns, rows_out, tail)
+
+
+def _phase_gemm_flat(x, w, spec: ConvTransposeSpec, precision, preferred_element_type):
+    """`phase_gemm` for channels-first inputs, on the flattened padded image.
+
+    Every tap's window is one contiguous slice of the flattened padded input (the
+    implicit-GEMM offset trick), so the im2col copies whole rows and keeps the input's
+    layout: the GEMM is ``(g, P * c, T * C_in_g) @ (g, T * C_in_g, N * M)``, and each
+    phase's shift is a contiguous slice of its output row. The columns between an
+    image's rows (``(width - 1) * reduced`` per trailing axis) are computed and
+    dropped. Transposed (``jax.grad``), the slices are pads and concatenations: the
+    cotangent is re-laid out once, and the windows' gradient is a sum of shifted rows.
+    Grouped and depthwise layers gained most (measured in benchmarks/).
+    """
+    plans = _plans(x, w, spec)
+    n, groups = spec.ndim, spec.groups
+    batch, c_in = x.shape[:2]
+    c_in_g, c_out_g = c_in // groups, w.shape[1]
+    taps = math.prod(p.width for p in plans)
+    kernel = _phase_kernel(w, groups, plans)  # (g, C_in_g, *U, *P, c)
+    # (g, *P, c, C_in_g, *U): the GEMM's left operand with its contraction last
+    kernel = jnp.transpose(kernel, (0, *range(2 + n, 3 + 2 * n), 1, *range(2, 2 + n)))
+    kernel = _reshape(kernel, (groups, math.prod(spec.stride) * c_out_g, c_in_g * taps))
+    xp = _padded_input(x, spec, plans)  # (N, C_in, *Zp)
+    padded = xp.shape[2:]
+    grid = _flat_grid(padded, plans, spec.stride)
+    flat = _reshape(xp, (batch, c_in, math.prod(padded)))
+    if grid.tail:
+        flat = lax.pad(flat, jnp.zeros((), flat.dtype), [(0, 0, 0), (0, 0, 0), (0, grid.tail, 0)])
+    rows = [lax.slice_in_dim(flat, o, o + grid.columns, axis=2) for o in grid.tap_offsets]
+    windows = jnp.transpose(jnp.stack(rows), (2, 0, 1, 3))  # (C_in, T, N, M)
+    windows = _reshape(windows, (groups, c_in_g * taps, batch * grid.columns))
+    if groups == 1:
+        z = jnp.matmul(
+            kernel[0],
+            windows[0],
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+        )[None]
+    else:
+        z = jnp.einsum(
+            "gok,gkm->gom",
+            kernel,
+            windows,
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+        )
+    phases = len(grid.phase_offsets)
+    z = _reshape(z, (groups, phases, c_out_g, batch, grid.columns))
+    # each phase's shift, as a slice of its row; split's transpose is a concatenation
+    z = jnp.concatenate(
+        [
+            lax.slice_in_dim(part, o, o + grid.rows_out, axis=4)
+            for part, o in zip(jnp.split(z, phases, axis=1), grid.phase_offsets)
+        ],
+        axis=1,
+    )
+    counts = [p.count for p in plans]
+    rows = (counts[0], *padded[1:]) if n else ()
+    z = _reshape(z, (groups, *spec.stride, c_out_g, batch, *rows))
+    z = lax.slice(z, (0,) * z.ndim, (*z.shape[: n + 3], *counts))  # (g, *P, c, N, *Q)
+    # (g, P_1..P_N, c, N, Q_1..Q_N) -> (N, g, c, Q_1, P_1, ..., Q_N, P_N)
+    interleaved = [ax for a in range(n) for ax in (n + 3 + a, 1 + a)]
+    z = jnp.transpose(z, (n + 2, 0, n + 1, *interleaved))
+    sizes = [q * s for q, s in zip(counts, spec.stride)]
+    z = _reshape(z, (batch, groups * c_out_g, *sizes))
+    lengths = _output_lengths(x, w, spec)
+    return lax.slice(z, (0,) * z.ndim, (batch, groups * c_out_g, *lengths))
 
 
 def phase(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
