@@ -79,9 +79,10 @@ def _reshape(a, shape):
 
 def _reshaped_spec(old_shape, new_shape, spec) -> list:
     """The sharding of a reshape's output: the axes are matched in blocks of equal size
-    (merged or split dims; a unit axis on one side only is a block of its own); a block keeps the sharding of its first old axis on its first
-    new axis (a batch merged into rows, or split back out) when no other axis of the
-    block is sharded, and is unsharded otherwise."""
+    (merged or split dims; a unit axis on one side only is a block of its own); a block
+    keeps the sharding of its first old axis on its first new axis (a batch merged into
+    rows, or split back out) when no other axis of the block is sharded, and is
+    unsharded otherwise."""
     out = [None] * len(new_shape)
     i = j = 0
     while i < len(old_shape) and j < len(new_shape):
