@@ -225,33 +225,57 @@ def test_auto_choice_on_cpu():
     s3 = ConvTransposeSpec.create(3, stride=2)
     assert choose_method(s2, (8, 4, 2, 2), "cpu") == "matmul/phase_gemm"
     assert choose_method(s2, (8, 4, 4, 4), "cpu") == "phase/phase_gemm"  # few channels
-    # U-Net (k == s): the GEMM forward; 3-D its backward by col2im
+    # U-Net (k == s): the GEMM forward, phase_gemm's backward
     assert choose_method(s2, (256, 128, 2, 2), "cpu", (4, 256, 32, 32)) == "matmul/phase_gemm"
-    assert choose_method(s3, (128, 64, 2, 2, 2), "cpu", (1, 128, 12, 12, 12)) == "matmul/col2im"
+    assert choose_method(s3, (128, 64, 2, 2, 2), "cpu", (1, 128, 12, 12, 12)) == "matmul/phase_gemm"
     # col2im's products 1.6x the windows: phase_gemm's im2col copies less (DCGAN 128->64)
     assert choose_method(s2, (128, 64, 4, 4), "cpu", (16, 128, 16, 16)) == "phase/phase_gemm"
     assert choose_method(s2, (512, 256, 4, 4), "cpu", (16, 512, 4, 4)) == "col2im"  # DCGAN
-    assert choose_method(s3, (8, 4, 4, 4, 4), "cpu") == "phase_gemm/col2im"
+    # products 0.97x the windows (batch 1): past col2im's 0.9
+    assert choose_method(s2, (256, 128, 4, 4), "cpu", (1, 256, 32, 32)) == "phase/phase_gemm"
+    assert choose_method(s2, (256, 128, 4, 4), "cpu", (16, 256, 8, 8)) == "col2im"  # 0.88x
+    assert choose_method(s2, (128, 3, 4, 4), "cpu", (16, 128, 32, 32)) == "col2im"  # 0.09x
+    # 3 output channels: col2im only at 0.25x the windows (FSRCNN 0.43x)
+    fsrcnn = ConvTransposeSpec.create(2, stride=3, crop=((4, 2), (4, 2)))
+    assert choose_method(fsrcnn, (56, 3, 9, 9), "cpu", (1, 56, 48, 48)) == "phase/phase_gemm"
+    assert choose_method(s3, (8, 4, 4, 4, 4), "cpu") == "phase_gemm"
     s1 = ConvTransposeSpec.create(1, stride=4)
-    assert choose_method(s1, (8, 4, 8), "cpu") == "phase_gemm/col2im"
+    assert choose_method(s1, (8, 4, 8), "cpu") == "phase_gemm"
     assert choose_method(s1, (512, 256, 16), "cpu", (2, 512, 128)) == "col2im"  # HiFi-GAN
     grouped = ConvTransposeSpec.create(2, stride=2, groups=2)
     assert choose_method(grouped, (8, 4, 4, 4), "cpu") == "phase_gemm"
     assert choose_method(grouped, (8, 4, 2, 2), "cpu") == "matmul"
     unstrided = ConvTransposeSpec.create(2, stride=1, crop=1)
     assert choose_method(unstrided, (8, 4, 3, 3), "cpu") == "lhs_dilated"
-    assert choose_method(unstrided, (64, 64, 3, 3), "cpu", (8, 64, 32, 32)) == "col2im/lhs_dilated"
+    assert choose_method(unstrided, (64, 64, 3, 3), "cpu", (8, 64, 32, 32)) == "col2im"
+    # depthwise: phase_gemm's contiguous windows channels-first, tapsum channels-last
     depthwise1 = ConvTransposeSpec.create(2, stride=1, groups=8)
-    assert choose_method(depthwise1, (8, 1, 3, 3), "cpu") == "tapsum"
+    assert choose_method(depthwise1, (8, 1, 3, 3), "cpu") == "phase_gemm"
     depthwise = ConvTransposeSpec.create(2, stride=2, groups=8)
-    assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum"
+    assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "phase_gemm"
     assert choose_method(s2, (8, 4, 4, 4), "gpu") == "lhs_dilated"
     # col2im's product tensor past COL2IM_LIMIT_BYTES (memory, caches): the phase forms
     assert choose_method(s2, (16, 8, 4, 4), "cpu", (4, 16, 256, 256)) == "phase/phase_gemm"
-    assert choose_method(s3, (64, 32, 4, 4, 4), "cpu", (1, 64, 24, 24, 24)) == "phase/phase_gemm"
+    assert choose_method(s3, (64, 32, 4, 4, 4), "cpu", (1, 64, 24, 24, 24)) == "phase_gemm"
     # a 4x4 kernel on a 1x1 latent (DCGAN's first layer): the GEMM, not a convolution
     s_one = ConvTransposeSpec.create(2)
     assert choose_method(s_one, (100, 512, 4, 4), "cpu", (16, 100, 1, 1)) == "col2im"
+
+
+def test_auto_choice_on_cpu_channels_last():
+    """Channels-last inputs keep the rules measured before phase_gemm's flat windows."""
+
+    def last(ndim, **kwargs):
+        return ConvTransposeSpec.create(ndim, layout="channels_last", **kwargs)
+
+    depthwise = last(2, stride=2, groups=8)
+    assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum"
+    s3 = last(3, stride=2)
+    assert choose_method(s3, (64, 32, 4, 4, 4), "cpu", (1, 24, 24, 24, 64)) == "phase/phase_gemm"
+    assert choose_method(s3, (64, 32, 4, 4, 4), "cpu", (1, 12, 12, 12, 64)) == "phase_gemm/col2im"
+    s2 = last(2, stride=2)
+    assert choose_method(s2, (128, 64, 4, 4), "cpu", (16, 16, 16, 128)) == "phase/phase_gemm"
+    assert choose_method(s2, (512, 256, 4, 4), "cpu", (16, 4, 4, 512)) == "col2im"
 
 
 def test_method_errors():

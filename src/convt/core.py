@@ -17,7 +17,7 @@ METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
 
 
 COL2IM_LIMIT_BYTES = 48e6  # the largest col2im product tensor auto allows (see below)
-PHASE_GEMM_LIMIT_BYTES = 24e6  # the largest input windows auto's forward builds
+PHASE_GEMM_LIMIT_BYTES = 24e6  # the largest channels-last windows auto's forward builds
 
 
 def choose_method(
@@ -31,26 +31,28 @@ def choose_method(
     lowerings (`lowering.split`).
 
     On the CPU, by measurement (``benchmarks/bench.py``, results in
-    docs/benchmarks.md). For the forward: non-overlapping stamps (``kernel == stride``,
-    ``dilation == 1``) are one matrix product (``matmul``); depthwise layers a sum of
-    shifted products (``tapsum``); grouped layers a group-batched GEMM over tap windows
-    (``phase_gemm``); the others ``col2im`` when its products are the smaller im2col
-    (`_im2col_elements`; by 4x when there are fewer than 8 output channels per group),
-    else ``lhs_dilated`` for unstrided layers (a plain convolution), ``phase`` in 2-D
-    or with windows above ``PHASE_GEMM_LIMIT_BYTES``, ``phase_gemm`` otherwise. For the
-    derivatives (an im2col of the cotangent and two GEMMs, in each GEMM lowering):
-    depthwise layers ``tapsum``, grouped layers ``phase_gemm`` (``matmul`` if that is
-    their forward), unstrided layers ``lhs_dilated`` (XLA's convolution) unless
-    ``col2im``'s products are 4x fewer than the windows (a 1x1 input), the others
-    ``col2im`` unless its products exceed 1.5x the phase windows in 1-D and 2-D (its
-    im2col's copy is then the slower; in 3-D it was fastest at every size measured),
-    then ``phase_gemm``. Neither takes ``col2im`` when its product tensor would exceed
-    ``COL2IM_LIMIT_BYTES`` (in float32): ``phase_gemm``'s transposes take over, within
-    2x torch's peak memory on a large-spatial layer. The derivatives were timed with
-    the values (as training computes them) and a cotangent that is an argument: a
-    constant one let XLA fold the cotangent's im2col at compile time. ``input_shape``
-    (the input's, as laid out) sizes the im2cols; without it a 16-wide image of batch
-    1 is assumed.
+    docs/benchmarks.md). ``col2im`` wherever its products are the smaller im2col
+    (`_im2col_elements`: at most 0.9x the phase windows, 0.25x with fewer than 8 output
+    channels per group, whose adds are short), forward and backward, except for the
+    stamps and groups below. Otherwise, for the forward: non-overlapping stamps
+    (``kernel == stride``, ``dilation == 1``) are one matrix product (``matmul``);
+    grouped layers a group-batched GEMM over tap windows (``phase_gemm``), depthwise
+    channels-last ones a sum of shifted products (``tapsum``); unstrided layers
+    ``lhs_dilated`` (a plain convolution); 2-D layers ``phase`` (XLA's stride-1
+    convolution, which needs no windows); the others ``phase_gemm``, except
+    channels-last ones with windows above ``PHASE_GEMM_LIMIT_BYTES`` (``phase``). For
+    the derivatives: grouped layers and products above ``COL2IM_LIMIT_BYTES``
+    (float32; the phase windows keep peak memory within 2x torch's on a large-spatial
+    layer) ``phase_gemm`` (``matmul`` if that is the forward); unstrided layers
+    ``lhs_dilated`` (XLA's convolution transposes well). On channels-first inputs
+    the rest take ``phase_gemm``, whose windows there are contiguous slices of the
+    input (depthwise layers too: 3x faster than ``tapsum``). On channels-last inputs
+    depthwise layers take ``tapsum``, and the others ``col2im`` up to 1.5x the
+    windows (3-D always), then ``phase_gemm``. The derivatives were timed with the
+    values (as training computes them) and a cotangent that is an argument: a
+    constant one let XLA fold the cotangent's im2col at compile time.
+    ``input_shape`` (the input's, as laid out) sizes the im2cols; without it a
+    16-wide image of batch 1 is assumed.
 
     On GPU and TPU XLA maps the lhs-dilated form onto the vendor's backward-data
     convolution, which torch's CUDA path calls too, when its conditions hold (a
@@ -69,6 +71,7 @@ def choose_method(
             return "lhs_dilated"
         return "phase"
     depthwise = spec.groups > 1 and weight_shape[0] == spec.groups
+    channels_first = spec.layout == "channels_first"
     products, windows = _im2col_elements(spec, weight_shape, input_shape)
     # col2im's products are an im2col of the output: above ~48 MB (float32) they fell
     # off the caches (a 3-D decoder head's input gradient ran 20x slower)
@@ -76,31 +79,34 @@ def choose_method(
     # col2im's adds run along the output channels: with few of them (FSRCNN's 3) each
     # add is short, and the phase forms won unless col2im moved 4x fewer elements
     few_channels = weight_shape[1] < 8
+    col2im_smaller = small and products <= (0.25 if few_channels else 0.9) * windows
     unstrided = all(s == 1 for s in spec.stride)
     if all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation):
         forward = "matmul"
-    elif depthwise:
+    elif depthwise and not channels_first:
         forward = "tapsum"
     elif spec.groups > 1:
         forward = "phase_gemm"
-    elif small and products <= (0.25 if few_channels else 1.0) * windows:
+    elif col2im_smaller:
         forward = "col2im"
     elif unstrided:
         forward = "lhs_dilated"
-    elif spec.ndim == 2 or windows * 4 > PHASE_GEMM_LIMIT_BYTES:
+    elif spec.ndim == 2 or (not channels_first and windows * 4 > PHASE_GEMM_LIMIT_BYTES):
         forward = "phase"  # XLA's stride-1 convolution, which needs no windows
     else:
         forward = "phase_gemm"
-    if depthwise:
+    if depthwise and not channels_first:
         backward = "tapsum"
     elif spec.groups > 1 or not small:
         backward = "matmul" if forward == "matmul" else "phase_gemm"
-    elif unstrided:  # XLA's plain convolution transposes well
-        backward = "col2im" if products * 4 <= windows else "lhs_dilated"
-    elif spec.ndim == 3 or products <= 1.5 * windows:
+    elif col2im_smaller:
         backward = "col2im"
-    else:
+    elif unstrided:  # XLA's plain convolution transposes well
+        backward = "lhs_dilated"
+    elif channels_first or (spec.ndim < 3 and products > 1.5 * windows):
         backward = "phase_gemm"
+    else:
+        backward = "col2im"
     return forward if forward == backward else f"{forward}/{backward}"
 
 
