@@ -220,6 +220,28 @@ def test_promotion_follows_jax():
     assert y.dtype == jnp.float64
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU's rule")
+def test_auto_multiplies_half_precision_in_float32_on_cpu():
+    """XLA's CPU GEMM is faster in float32: "auto" widens bfloat16 operands, multiplies
+    in float32 and rounds once, returning (and differentiating in) bfloat16."""
+    spec = ConvTransposeSpec.create(2, stride=2, crop=1)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((2, 16, 5, 5)), jnp.bfloat16)
+    w = jnp.asarray(rng.standard_normal((16, 8, 4, 4)), jnp.bfloat16)
+    method = choose_method(spec, w.shape, "cpu", x.shape)
+    y = conv_transpose(x, w, spec=spec)
+    assert y.dtype == jnp.bfloat16
+    f32 = jnp.float32
+    wide = conv_transpose(x.astype(f32), w.astype(f32), spec=spec, method=method)
+    np.testing.assert_array_equal(np.asarray(y, np.float32), np.asarray(wide.astype(y.dtype), f32))
+    # bfloat16 products round differently, so the check above can fail
+    narrow = conv_transpose(x, w, spec=spec, method=method)
+    assert not np.array_equal(np.asarray(narrow, f32), np.asarray(y, f32))
+    grads = jax.grad(lambda x, w: conv_transpose(x, w, spec=spec).astype(f32).sum(), (0, 1))(x, w)
+    assert [g.dtype for g in grads] == [jnp.bfloat16, jnp.bfloat16]
+    assert conv_transpose(x, w, spec=spec, preferred_element_type=f32).dtype == f32
+
+
 def test_auto_choice_on_cpu():
     s2 = ConvTransposeSpec.create(2, stride=2)
     s3 = ConvTransposeSpec.create(3, stride=2)

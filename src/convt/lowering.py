@@ -10,7 +10,8 @@ Every function here computes exactly the same result, without bias:
   offsets read shifted rows of its output), interleaved by depth-to-space. Its weight
   gradient is computed as a GEMM (see `phase()`).
 * `phase_gemm()` -- the same decomposition as one group-batched matrix product
-  over the taps' shifted windows (a small im2col).
+  over the taps' shifted windows (a small im2col; on channels-first inputs each window
+  a contiguous slice of the flattened padded image).
 * `matmul()` -- ``kernel == stride`` and ``dilation == 1``: the stamps do not
   overlap, so one matrix product and a depth-to-space give the full output.
 * `col2im()` -- the same decomposition with the product first: one GEMM of the input
