@@ -535,8 +535,12 @@ def _phase_gemm_flat(x, w, spec: ConvTransposeSpec, precision, preferred_element
     # (T, N, C_in, M) slices transposed
     by_rows = c_in_g > 1
     source = jnp.swapaxes(flat, 0, 1) if by_rows else flat
-    rows = [lax.slice_in_dim(source, o, o + grid.columns, axis=2) for o in grid.tap_offsets]
-    windows = jnp.stack(rows, axis=1) if by_rows else jnp.transpose(jnp.stack(rows), (2, 0, 1, 3))
+    taps_rows = [lax.slice_in_dim(source, o, o + grid.columns, axis=2) for o in grid.tap_offsets]
+    windows = (
+        jnp.stack(taps_rows, axis=1)
+        if by_rows
+        else jnp.transpose(jnp.stack(taps_rows), (2, 0, 1, 3))
+    )
     windows = _reshape(windows, (groups, c_in_g * taps, batch * grid.columns))
     if groups == 1:
         z = jnp.matmul(
@@ -564,8 +568,8 @@ def _phase_gemm_flat(x, w, spec: ConvTransposeSpec, precision, preferred_element
         axis=1,
     )
     counts = [p.count for p in plans]
-    rows = (counts[0], *padded[1:]) if n else ()
-    z = _reshape(z, (groups, *spec.stride, c_out_g, batch, *rows))
+    grid_shape = (counts[0], *padded[1:]) if n else ()  # the output rows on the padded grid
+    z = _reshape(z, (groups, *spec.stride, c_out_g, batch, *grid_shape))
     z = lax.slice(z, (0,) * z.ndim, (*z.shape[: n + 3], *counts))  # (g, *P, c, N, *Q)
     # (g, P_1..P_N, c, N, Q_1..Q_N) -> (N, g, c, Q_1, P_1, ..., Q_N, P_N)
     interleaved = [ax for a in range(n) for ax in (n + 3 + a, 1 + a)]
