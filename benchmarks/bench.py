@@ -316,9 +316,9 @@ def model_candidates(model: Model, train: bool):
         return h
 
     def jax_runner(method, layout="channels_first"):
-        to_layout = (
-            (lambda a: a) if layout == "channels_first" else (lambda a: np.moveaxis(a, 1, -1))
-        )  # noqa: E731
+        def to_layout(a):
+            return a if layout == "channels_first" else np.moveaxis(a, 1, -1)
+
         params = jax.tree_util.tree_map(jnp.asarray, weights)
         xj, tj = jnp.asarray(to_layout(x)), jnp.asarray(to_layout(target))
         sj = [jnp.asarray(to_layout(k)) for k in skips]
