@@ -1,11 +1,13 @@
-"""The GPU default, checked on its lowered StableHLO (runs on the CPU).
+"""The GPU's lowering, checked on its lowered StableHLO (runs on the CPU; the optimised
+HLO XLA:GPU makes of the zoo is checked in test_accelerators.py where the CUDA plugin is
+installed).
 
 XLA's GPU convolution rewriter hands an lhs-dilated convolution to cuDNN as a
 backward-data convolution only when the kernel operand is a ``reverse`` over every
 spatial axis, the window strides are 1, the padding is non-negative, there is no kernel
 (rhs) dilation and ``feature_group_count == 1``; otherwise it materialises the
 zero-stuffed input. Every lhs-dilated convolution ``method="auto"`` emits for a GPU must
-meet all five.
+meet all five, and no gradient may keep a base dilation.
 """
 
 import functools
@@ -106,25 +108,53 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("x_shape, w_shape, spec", CASES)
-def test_gpu_default_meets_cudnn_backward_data_conditions(x_shape, w_shape, spec):
-    method = convt.choose_method(spec, w_shape, "gpu")
-    f = jax.jit(functools.partial(convt.conv_transpose, spec=spec, method=method))
+def _gpu_programs(x_shape, w_shape, spec, method):
+    """The forward and the two gradients, each alone, lowered to StableHLO text."""
+    f = functools.partial(convt.conv_transpose, spec=spec, method=method)
     x, w = jnp.ones(x_shape), jnp.ones(w_shape)
+    g = jnp.ones(spec.output_shape(x_shape, w_shape))
+    programs = {
+        "forward": (f, (x, w)),
+        "input gradient": (lambda x, w, g: jax.vjp(lambda x: f(x, w), x)[1](g)[0], (x, w, g)),
+        "weight gradient": (lambda x, w, g: jax.vjp(lambda w: f(x, w), w)[1](g)[0], (x, w, g)),
+    }
+    return {name: jax.jit(p).lower(*args).as_text() for name, (p, args) in programs.items()}
+
+
+@pytest.mark.parametrize("x_shape, w_shape, spec", CASES)
+def test_gpu_default_meets_cudnn_conditions(x_shape, w_shape, spec):
+    """The GPU's choice: the forward's lhs-dilated convolution (if any) meets cuDNN's
+    backward-data conditions; grouped and dilated layers have none; no gradient keeps
+    a base dilation (the weight gradient JAX derives from the lhs-dilated form does,
+    and XLA:GPU runs it as a convolution whose window is the whole image)."""
     if min(spec.output_spatial_shape([x_shape[a] for a in spec.spatial_axes], w_shape[2:])) < 1:
         pytest.skip("crop leaves no output")
-    convs = lhs_dilated_convolutions(f.lower(x, w).as_text())
-    if spec.groups > 1 or max(spec.dilation) > 1:
-        assert method == "phase" and convs == []  # no lhs-dilated convolution at all
-        return
-    assert method == "lhs_dilated"
-    if max(spec.stride) > 1:
-        assert len(convs) == 1
+    method = convt.choose_method(spec, w_shape, "gpu")
+    programs = _gpu_programs(x_shape, w_shape, spec, method)
+    convs = lhs_dilated_convolutions(programs["forward"])
+    nonoverlapping = w_shape[2:] == spec.stride and max(spec.dilation) == 1
+    if nonoverlapping:
+        assert method == "matmul"
+    elif spec.groups > 1 or max(spec.dilation) > 1:
+        assert method == "phase_conv/adjoint" and convs == []  # no lhs-dilated convolution at all
+    else:
+        assert method == "adjoint"
+        assert len(convs) == (1 if max(spec.stride) > 1 else 0)
     for fields, groups, full_reverse in convs:
         assert fields["stride"] == [1] * spec.ndim
         assert min(fields["pad"]) >= 0, fields
         assert fields.get("rhs_dilate", [1] * spec.ndim) == [1] * spec.ndim
         assert groups == 1 and full_reverse
+    assert lhs_dilated_convolutions(programs["input gradient"]) == []
+    assert lhs_dilated_convolutions(programs["weight gradient"]) == []
+
+
+def test_the_default_lowering_weight_gradient_keeps_base_dilation():
+    """The checker sees what ``adjoint`` removes: ``lhs_dilated``'s weight gradient is
+    a convolution with a base (lhs) dilation."""
+    spec = ConvTransposeSpec.create(2, stride=2, crop=1)
+    programs = _gpu_programs((2, 3, 5, 5), (3, 4, 4, 4), spec, "lhs_dilated")
+    assert lhs_dilated_convolutions(programs["weight gradient"]) != []
 
 
 def test_the_checker_can_fail():

@@ -86,7 +86,23 @@ def test_col2im_equals_definition(case, seed):
     compare_with_reference(*case, "col2im", seed)
 
 
-SPLITS = ["col2im/phase", "phase_gemm/col2im", "lhs_dilated/phase_gemm", "phase/lhs_dilated"]
+@given(case=specs(), seed=st.integers(0, 2**20))
+def test_adjoint_equals_definition(case, seed):
+    compare_with_reference(*case, "adjoint", seed)
+
+
+@given(case=specs(), seed=st.integers(0, 2**20))
+def test_phase_conv_equals_definition(case, seed):
+    compare_with_reference(*case, "phase_conv", seed)
+
+
+SPLITS = [
+    "col2im/phase",
+    "phase_gemm/col2im",
+    "lhs_dilated/phase_gemm",
+    "phase/lhs_dilated",
+    "phase_conv/adjoint",  # the GPU's choice for grouped and dilated layers
+]
 
 
 @pytest.mark.parametrize("method", SPLITS)
@@ -96,7 +112,7 @@ def test_split_equals_definition(method, case, seed):
     compare_with_reference(*case, method, seed)
 
 
-@pytest.mark.parametrize("method", ["phase", "col2im/phase_gemm"])
+@pytest.mark.parametrize("method", ["phase", "col2im/phase_gemm", "adjoint"])
 @given(case=specs(), seed=st.integers(0, 2**20))
 def test_forward_mode_equals_reference(method, case, seed):
     method_ = method
@@ -124,7 +140,7 @@ def test_forward_mode_equals_reference(method, case, seed):
     assert_close(hvp, hvp_ref, "float64", 10)
 
 
-@pytest.mark.parametrize("method", ["col2im", "phase", "phase_gemm/col2im"])
+@pytest.mark.parametrize("method", ["col2im", "phase", "phase_gemm/col2im", "adjoint"])
 @given(case=specs(), seed=st.integers(0, 2**20))
 def test_one_argument_derivatives(method, case, seed):
     """Gradients and JVPs in one argument, the other a symbolic zero in the custom
@@ -166,7 +182,7 @@ def test_auto_equals_definition_float32(case, seed):
     compare_with_reference(*case, "auto", seed, dtype="float32")
 
 
-@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm", "col2im"])
+@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm", "col2im", "adjoint"])
 @given(case=specs(), seed=st.integers(0, 2**20))
 def test_float32_equals_definition(method, case, seed):
     """float32 through XLA's CPU kernels (whose float32 input gradients were wrong for
@@ -175,7 +191,8 @@ def test_float32_equals_definition(method, case, seed):
 
 
 @pytest.mark.parametrize(
-    "method", ["lhs_dilated", "phase", "phase_gemm", "col2im", "tapsum", "auto"]
+    "method",
+    ["lhs_dilated", "phase", "phase_gemm", "col2im", "tapsum", "adjoint", "phase_conv", "auto"],
 )
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 def test_empty_batch(method, ndim):
@@ -185,7 +202,8 @@ def test_empty_batch(method, ndim):
 
 
 @pytest.mark.parametrize(
-    "method", ["lhs_dilated", "phase", "phase_gemm", "col2im", "matmul", "auto"]
+    "method",
+    ["lhs_dilated", "phase", "phase_gemm", "col2im", "matmul", "adjoint", "phase_conv", "auto"],
 )
 @pytest.mark.parametrize("groups", [1, 2])
 def test_no_spatial_axes(method, groups):
@@ -199,7 +217,8 @@ def test_no_spatial_axes(method, groups):
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize(
-    "method", ["lhs_dilated", "phase", "phase_gemm", "col2im", "matmul", "tapsum"]
+    "method",
+    ["lhs_dilated", "phase", "phase_gemm", "col2im", "matmul", "tapsum", "adjoint", "phase_conv"],
 )
 def test_low_precision(dtype, method):
     spec = ConvTransposeSpec((2, 2), (1, 1), ((0, 0), (0, 0)), groups=4)
@@ -275,7 +294,7 @@ def test_auto_choice_on_cpu():
     assert choose_method(depthwise1, (8, 1, 3, 3), "cpu") == "phase_gemm"
     depthwise = ConvTransposeSpec.create(2, stride=2, groups=8)
     assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "phase_gemm"
-    assert choose_method(s2, (8, 4, 4, 4), "gpu") == "lhs_dilated"
+    assert choose_method(s2, (8, 4, 4, 4), "gpu") == "adjoint"
     # col2im's product tensor past COL2IM_LIMIT_BYTES (memory, caches): the phase forms
     assert choose_method(s2, (16, 8, 4, 4), "cpu", (4, 16, 256, 256)) == "phase/phase_gemm"
     assert choose_method(s3, (64, 32, 4, 4, 4), "cpu", (1, 64, 24, 24, 24)) == "phase_gemm"

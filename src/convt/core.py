@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +15,11 @@ from convt.spec import ConvTransposeSpec
 Method = str  # "auto", a name from lowering.LOWERINGS, or "forward/backward"
 METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
 
+
+# The platforms `jax.lax.platform_dependent` names, and the rules `choose_method` applies
+# to each (any other platform gets the CPU's).
+PLATFORM_RULES = {"cpu": "cpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
+GPU_BACKENDS = ("gpu", "cuda", "rocm")
 
 COL2IM_LIMIT_BYTES = 48e6  # the largest col2im product tensor auto allows (see below)
 PHASE_GEMM_LIMIT_BYTES = 24e6  # the largest channels-last windows auto's forward builds
@@ -54,22 +59,28 @@ def choose_method(
     ``input_shape`` (the input's, as laid out) sizes the im2cols; without it a
     16-wide image of batch 1 is assumed.
 
-    On GPU and TPU XLA maps the lhs-dilated form onto the vendor's backward-data
-    convolution, which torch's CUDA path calls too, when its conditions hold (a
-    reversed kernel, unit window strides, non-negative padding, no kernel dilation, no
-    feature groups: `lowering.lhs_dilated` meets the first three by construction);
-    grouped and dilated layers take ``phase`` there (reasoned from XLA's rewriter, not
-    measured: no accelerator was available).
+    On a GPU (``backend`` ``"gpu"``, ``"cuda"`` or ``"rocm"``) the layer runs the three
+    convolutions torch's CUDA path runs (read from XLA:GPU's optimised HLO for an H100
+    target, `benchmarks/accelerators.py`; not timed): non-overlapping stamps
+    ``matmul`` (GEMMs); ungrouped, undilated layers ``adjoint`` (cuDNN backward-data
+    forward, forward-convolution input gradient, backward-filter weight gradient); the
+    others ``phase_conv/adjoint`` (the phase decomposition's stride-1 convolution
+    forward, grouped and dilated as the layer is: XLA:GPU zero-stuffs the lhs-dilated
+    form of these layers; ``adjoint``'s derivatives). The TPU's rules are in
+    `_tpu_method`.
     """
     kernel = tuple(weight_shape[2:])
-    if backend != "cpu":
-        # XLA's GPU rewriter turns an lhs-dilated convolution into cuDNN's backward-data
-        # convolution only without feature groups or kernel dilation (else it builds
-        # the zero-stuffed input); those layers take the phase decomposition's
-        # stride-1 forward convolution instead.
+    nonoverlapping = all(k == s for k, s in zip(kernel, spec.stride)) and all(
+        d == 1 for d in spec.dilation
+    )
+    if backend in GPU_BACKENDS:
+        if nonoverlapping:
+            return "matmul"
         if spec.groups == 1 and all(d == 1 for d in spec.dilation):
-            return "lhs_dilated"
-        return "phase"
+            return "adjoint"
+        return "phase_conv/adjoint"
+    if backend == "tpu":
+        return _tpu_method(spec, weight_shape, nonoverlapping)
     depthwise = spec.groups > 1 and weight_shape[0] == spec.groups
     channels_first = spec.layout == "channels_first"
     products, windows = _im2col_elements(spec, weight_shape, input_shape)
@@ -81,7 +92,7 @@ def choose_method(
     few_channels = weight_shape[1] < 8
     col2im_smaller = small and products <= (0.25 if few_channels else 0.9) * windows
     unstrided = all(s == 1 for s in spec.stride)
-    if all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation):
+    if nonoverlapping:
         forward = "matmul"
     elif depthwise and not channels_first:
         forward = "tapsum"
@@ -108,6 +119,14 @@ def choose_method(
     else:
         backward = "col2im"
     return forward if forward == backward else f"{forward}/{backward}"
+
+
+def _tpu_method(spec: ConvTransposeSpec, weight_shape, nonoverlapping: bool) -> str:
+    """TPU: XLA:TPU maps the lhs-dilated form, grouped or not, onto its MXU convolution
+    emitter (reasoned; replaced below by the compiler's estimates)."""
+    if nonoverlapping:
+        return "matmul"
+    return "lhs_dilated"
 
 
 def _im2col_elements(spec, weight_shape, input_shape) -> tuple[float, float]:
@@ -253,21 +272,48 @@ def conv_transpose(
     x, w, b = _promote(x, w, b)
     validate(x.shape, w.shape, None if b is None else b.shape, spec)
     _check_method(method, spec, w.shape, x.shape[spec.channel_axis])
-    out_dtype = None
     if method == "auto":
-        backend = jax.default_backend()
-        method = choose_method(spec, w.shape, backend, x.shape)
-        if backend == "cpu" and _widen_on_cpu(x.dtype, preferred_element_type):
-            out_dtype = jnp.dtype(preferred_element_type or x.dtype)
-            x, w, preferred_element_type = x.astype(jnp.float32), w.astype(jnp.float32), None
-    y = lowering.lower(method)(x, w, spec, precision, preferred_element_type)
-    if out_dtype is not None:
-        y = y.astype(out_dtype)
+        y = _auto(
+            x, w, spec=spec, precision=precision, preferred_element_type=preferred_element_type
+        )
+    else:
+        y = lowering.lower(method)(x, w, spec, precision, preferred_element_type)
     if b is None:
         return y
     shape = [1] * y.ndim
     shape[spec.channel_axis] = -1
     return y + b.reshape(shape).astype(y.dtype)
+
+
+class _Choice(NamedTuple):
+    method: str
+    widen: bool  # compute a 16-bit float layer in float32 (`_widen_on_cpu`)
+
+
+def _auto(x, w, *, spec, precision, preferred_element_type):
+    """``method="auto"``: each platform's choice, made when the program is lowered for
+    that platform (`jax.lax.platform_dependent`), so that a program exported or compiled
+    ahead of time for a GPU or a TPU from a CPU host gets that platform's lowering. Only
+    the branch of the platform being lowered for reaches XLA."""
+    choices = {
+        platform: _Choice(
+            choose_method(spec, w.shape, rules, x.shape),
+            rules == "cpu" and _widen_on_cpu(x.dtype, preferred_element_type),
+        )
+        for platform, rules in PLATFORM_RULES.items()
+    }
+
+    def run(choice: _Choice, x, w):
+        if not choice.widen:
+            return lowering.lower(choice.method)(x, w, spec, precision, preferred_element_type)
+        out_dtype = jnp.dtype(preferred_element_type or x.dtype)
+        x, w = x.astype(jnp.float32), w.astype(jnp.float32)
+        return lowering.lower(choice.method)(x, w, spec, precision, None).astype(out_dtype)
+
+    if len(set(choices.values())) == 1:
+        return run(choices["cpu"], x, w)
+    branches = {platform: functools.partial(run, choice) for platform, choice in choices.items()}
+    return jax.lax.platform_dependent(x, w, default=branches["cpu"], **branches)
 
 
 def _widen_on_cpu(dtype, preferred_element_type) -> bool:

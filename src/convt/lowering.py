@@ -9,6 +9,7 @@ Every function here computes exactly the same result, without bias:
   stride-1 convolution (each with its own taps; phases whose inputs start at other
   offsets read shifted rows of its output), interleaved by depth-to-space. Its weight
   gradient is computed as a GEMM (see `phase()`).
+* `phase_conv()` -- the same convolution, with the derivatives JAX gives it (convolutions).
 * `phase_gemm()` -- the same decomposition as one group-batched matrix product
   over the taps' shifted windows (a small im2col; on channels-first inputs each window
   a contiguous slice of the flattened padded image).
@@ -19,6 +20,9 @@ Every function here computes exactly the same result, without bias:
 * `tapsum()` -- depthwise layers (one input channel per group): the phase
   decomposition evaluated as a sum of shifted elementwise products, which XLA's CPU
   backend runs far faster than its grouped convolution.
+* `adjoint()` -- the reference's values, with derivatives as the adjoint of a strided
+  convolution: the input gradient that convolution, the weight gradient its own weight
+  gradient (the three convolutions cuDNN runs for torch on a GPU).
 * `split()` -- any two of them: values from one, derivatives from the other
   (``method="phase_gemm/col2im"``).
 
@@ -29,6 +33,7 @@ says; ``w`` is canonical, ``(C_in, C_out // groups, *kernel)``. Inputs are valid
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -603,6 +608,9 @@ def _tangent(name: str, spec: ConvTransposeSpec):
         return _col2im_tangent
     if name == "phase":
         x_rule, w_rule = (_phase_conv if spec.groups == 1 else phase_gemm), phase_gemm
+    elif name == "adjoint":
+        plain = spec.groups == 1 and all(d == 1 for d in spec.dilation)
+        x_rule, w_rule = lhs_dilated, (_adjoint_weight_term if plain else phase_conv)
     else:
         x_rule = w_rule = _PLAIN[name]
 
@@ -810,6 +818,90 @@ def _col2im_overlap(prod, x, w, spec, taps_first):
 
 
 # ----------------------------------------------------------------------------------------
+# The adjoint of a strided convolution
+
+
+def _adjoint_crops(kernel, spec: ConvTransposeSpec):
+    """Per axis, the crop the adjoint's convolutions apply (within ``[0, reach]``,
+    `_within_reach`) and the rest, applied to their result by `crop_axes`."""
+    inner, rest = [], []
+    for k, d, crop in zip(kernel, spec.dilation, spec.crop):
+        within = _within_reach(crop, d * (k - 1))
+        inner.append(within)
+        rest.append((crop[0] - within[0], crop[1] - within[1]))
+    return tuple(inner), tuple(rest)
+
+
+def _strided_conv(u, w, *, spec: ConvTransposeSpec, crop, precision=None):
+    """``C``: the strided forward convolution of which the transposed convolution is the
+    adjoint, ``C(u)[i] = sum_j u[i * stride + j * dilation - lo] * w[:, :, j]``: the
+    canonical weight read as ``(O, I, *k)`` = ``(C_in, C_out // groups, *k)``, unflipped,
+    ``window_strides`` = stride, padding = the crop, ``rhs_dilation`` = dilation,
+    ``feature_group_count`` = groups. It maps ``(N, C_out, *out)`` to ``(N, C_in, *in)``."""
+    return lax.conv_general_dilated(
+        u,
+        w,
+        window_strides=spec.stride,
+        padding=crop,
+        rhs_dilation=spec.dilation,
+        dimension_numbers=dimension_numbers(spec),
+        feature_group_count=spec.groups,
+        precision=precision,
+    )
+
+
+def _adjoint_weight_term(
+    x, dw, spec: ConvTransposeSpec, precision=None, preferred_element_type=None
+):
+    """The transposed convolution of ``x`` with ``dw``, written as the transpose of
+    ``G: u -> dC(u)/dw`` at cotangent ``x`` (``C``'s weight gradient, `_strided_conv`).
+
+    Linear in ``dw``; reverse mode transposes it back into ``G`` itself, a convolution of
+    the cotangent with ``x`` over the kernel's window (``window_strides`` = dilation,
+    ``rhs_dilation`` = stride): the weight gradient XLA's GPU backend hands to cuDNN as
+    a backward-filter convolution. The weight gradient JAX derives from the lhs-dilated
+    form keeps the base dilation instead and runs as a forward convolution whose window
+    is the whole image (jax#31662).
+    """
+    inner, rest = _adjoint_crops(dw.shape[2:], spec)
+    inner_spec = dataclasses.replace(spec, crop=inner)
+    dtype = jnp.dtype(preferred_element_type or jnp.result_type(x, dw))
+    y_shape = inner_spec.output_shape(x.shape, dw.shape)
+    x_, dw_ = x.astype(dtype), dw.astype(dtype)
+
+    def weight_gradient(u):
+        _, pullback = jax.vjp(
+            lambda v: _strided_conv(u, v, spec=spec, crop=inner, precision=precision), dw_
+        )
+        return pullback(x_)[0]
+
+    (y,) = jax.linear_transpose(weight_gradient, jax.ShapeDtypeStruct(y_shape, dtype))(dw_)
+    return crop_axes(y, spec, rest)
+
+
+def adjoint(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+    """The transposed convolution as the adjoint of `_strided_conv` ``C``, with the
+    three convolutions torch's CUDA path runs (without bias).
+
+    Values: the lhs-dilated convolution (`lhs_dilated`; XLA:GPU makes it cuDNN's
+    backward-data convolution when the layer is ungrouped and undilated). Input
+    gradient: ``C`` applied to the cotangent (the transpose of the lhs-dilated form; a
+    cuDNN forward convolution). Weight gradient: ``C``'s own weight gradient at cotangent
+    ``x`` (`_adjoint_weight_term`; cuDNN backward-filter), each with the kernel's
+    window. Grouped and dilated layers take the weight gradient of `phase_conv` instead:
+    JAX transposes ``C``'s weight gradient back into a convolution with feature groups,
+    and XLA:GPU runs that, and a dilated one, as a forward convolution over the whole
+    image; the phase convolution's weight gradient is a backward-filter convolution
+    with the phase kernel's window, batch groups and dilation included. A custom JVP (`split`) whose
+    terms reverse mode transposes, so forward mode and higher derivatives work too.
+    ``"phase_conv/adjoint"`` keeps these derivatives with a forward that needs no
+    zero-stuffing (grouped and dilated layers, which XLA:GPU does not hand to
+    backward-data).
+    """
+    return split("adjoint", "adjoint")(x, w, spec, precision, preferred_element_type)
+
+
+# ----------------------------------------------------------------------------------------
 # Non-overlapping stamps: kernel == stride, dilation == 1
 
 
@@ -844,17 +936,29 @@ def matmul(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     return crop_axes(y, spec, spec.crop)
 
 
+def phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+    """The sub-pixel decomposition's stride-1 convolution, differentiated by JAX (without
+    bias): its input and weight gradients are convolutions too, with the phase
+    kernel's window and no zero-stuffing, grouped or dilated layers included (XLA:GPU
+    runs all three as cuDNN convolutions, the weight gradient as backward-filter).
+    `phase` keeps the forward and computes the weight gradient as a GEMM instead, which
+    XLA's CPU backend runs faster."""
+    return _phase_conv(x, w, spec, precision, preferred_element_type)
+
+
 LOWERINGS = {
     "lhs_dilated": lhs_dilated,
     "phase": phase,
+    "phase_conv": phase_conv,
     "phase_gemm": phase_gemm,
     "col2im": col2im,
     "matmul": matmul,
     "tapsum": tapsum,
+    "adjoint": adjoint,
 }
 # Without custom derivatives (the tangent rules of `split`): `phase`'s forward is its
-# convolution, `col2im`'s keeps the taps last.
-_PLAIN = {**LOWERINGS, "phase": _phase_conv, "col2im": _col2im}
+# convolution, `col2im`'s keeps the taps last, `adjoint`'s is the lhs-dilated one.
+_PLAIN = {**LOWERINGS, "phase": _phase_conv, "col2im": _col2im, "adjoint": lhs_dilated}
 
 
 def lower(method: str):

@@ -1,0 +1,311 @@
+"""What XLA makes of convt's lowerings on a GPU and a TPU, on a machine with neither.
+
+    ../shared/tools/accelerator-aot.sh ~/.cache/convt-aot        # the two environments
+    JAX_SKIP_CUDA_CONSTRAINTS_CHECK=1 JAX_PLATFORMS=cpu PYTHONPATH=src:benchmarks \\
+        ~/.cache/convt-aot/gpu/bin/python benchmarks/accelerators.py gpu
+    JAX_PLATFORMS=cpu PYTHONPATH=src:benchmarks \\
+        ~/.cache/convt-aot/tpu/bin/python benchmarks/accelerators.py tpu [--layers ...]
+
+``gpu``: every zoo layer (`zoo.ZOO`) compiled for an NVIDIA H100 (SXM) target, forward,
+input gradient and weight gradient apart, for convt's ``auto`` (traced on this CPU
+host; `jax.lax.platform_dependent` picks the GPU's lowering when the program is lowered
+for the GPU) and for the plain lhs-dilated form (``jax.lax.conv_transpose``'s). Per
+program: the library kernels (cuDNN convolutions with their windows, cuBLAS/Triton
+GEMMs), convolutions left to XLA, interior (zero-stuffing) pads, and the largest buffer
+against the largest of input, weight and output.
+
+``tpu``: forward and forward + backward (values and both gradients) of every
+lowering on TPU v5e and v6e targets, with the compiler's own time estimate
+(``cost_analysis()["optimal_seconds"]``; negative where it has none).
+
+These are the compilers' decisions and estimates, not timings. Results go to
+``benchmarks/results/accelerators_{gpu,tpu}.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import convt
+from zoo import ZOO, ZooLayer
+
+H100_TARGET = Path(__file__).resolve().parents[2] / "shared" / "tools" / "h100_sxm.txtpb"
+DIRECTIONS = ("forward", "input gradient", "weight gradient")
+_BYTES = {"f64": 8, "f32": 4, "bf16": 2, "f16": 2, "s32": 4, "pred": 1, "s8": 1, "u8": 1}
+_SHAPE = re.compile(r"\b(f64|f32|bf16|f16|s32|pred)\[([\d,]*)\]")
+
+
+# ----------------------------------------------------------------------------------------
+# Programs
+
+
+def programs(layer: ZooLayer, method: str, sharding=None) -> dict[str, tuple]:
+    """``direction -> (function, argument shapes)``: the forward (with the bias, if the
+    layer has one) and each gradient alone, the cotangent an argument."""
+    spec, dtype = layer.spec(), jnp.dtype(layer.dtype)
+    out_shape = spec.output_shape(layer.input_shape, layer.w_shape)
+
+    def struct(shape):
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+
+    x, w, g = struct(layer.input_shape), struct(layer.w_shape), struct(out_shape)
+    b = struct((layer.c_out,))
+
+    def f(x, w, b=None):
+        return convt.conv_transpose(x, w, b, spec=spec, method=method)
+
+    def input_gradient(x, w, g):
+        return jax.vjp(lambda x: f(x, w), x)[1](g)[0]
+
+    def weight_gradient(x, w, g):
+        return jax.vjp(lambda w: f(x, w), w)[1](g)[0]
+
+    return {
+        "forward": (f, (x, w, b) if layer.bias else (x, w)),
+        "input gradient": (input_gradient, (x, w, g)),
+        "weight gradient": (weight_gradient, (x, w, g)),
+    }
+
+
+def training_step(layer: ZooLayer, method: str, sharding=None):
+    """Values and the three gradients (input, weight, bias), the cotangent an argument."""
+    spec, dtype = layer.spec(), jnp.dtype(layer.dtype)
+    out_shape = spec.output_shape(layer.input_shape, layer.w_shape)
+
+    def struct(shape):
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
+
+    def step(x, w, b, g):
+        f = lambda x, w, b: convt.conv_transpose(x, w, b, spec=spec, method=method)  # noqa: E731
+        y, vjp = jax.vjp(f, x, w, b)
+        return y, *vjp(g)
+
+    args = (struct(layer.input_shape), struct(layer.w_shape), struct((layer.c_out,)))
+    return step, (*args, struct(out_shape))
+
+
+# ----------------------------------------------------------------------------------------
+# XLA:GPU's optimised HLO
+
+
+def h100_sharding():
+    """A replicated sharding on one H100 (SXM) of a deviceless topology."""
+    from jax.experimental import topologies
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    topology = topologies.get_topology_desc(
+        platform="cuda",
+        topology_name="",
+        topology="1 x 1 x 1",
+        target_config=H100_TARGET.read_text(),
+    )
+    return NamedSharding(topologies.make_mesh(topology, (1,), ("x",)), P())
+
+
+def _array_bytes(text: str) -> list[int]:
+    return [
+        _BYTES[t] * math.prod(int(d) for d in dims.split(",") if d)
+        for t, dims in _SHAPE.findall(text)
+    ]
+
+
+def _computations(hlo: str) -> dict[str, list[str]]:
+    bodies, name = {}, None
+    for line in hlo.splitlines():
+        m = re.match(r"(?:ENTRY )?%(\S+) .*\{$", line)
+        if m and not line.startswith(" "):
+            name = m.group(1)
+            bodies[name] = []
+        elif name and line.startswith(" "):
+            bodies[name].append(line.strip())
+    return bodies
+
+
+def gpu_structure(hlo: str, layer: ZooLayer) -> dict:
+    """The kernels and buffers of one compiled program (XLA:GPU's optimised HLO text).
+
+    ``kernels``: cuDNN convolutions (``bw-input``, ``forward``, ``bw-filter``) with their
+    window sizes, and GEMMs (``gemm``: cuBLAS or a Triton GEMM fusion); ``xla_convolutions``:
+    convolutions XLA left to itself; ``interior_pads``: zero-stuffing pads;
+    ``windows_ok``: every convolution window within the dilated kernel's extent on each
+    axis; ``largest_ratio``: the largest buffer XLA materialises (fused computations
+    excluded, cuDNN workspaces too) over the largest of input, weight and output.
+    """
+    bodies = _computations(hlo)
+    fused = set()
+    for body in bodies.values():
+        for line in body:
+            if " fusion(" in line:
+                fused.update(re.findall(r"calls=%([\w.\-]+)", line))
+    extent = [layer.dilation * (layer.kernel - 1) + 1] * layer.ndim
+    kernels, xla_convs, interior, largest, windows_ok = [], 0, 0, 0, True
+    names = {
+        "convBackwardInput": "bw-input",
+        "convForward": "forward",
+        "convBackwardFilter": "bw-filter",
+        "convBiasActivationForward": "forward",
+    }
+    for name, body in bodies.items():
+        for line in body:
+            head = line.split(" metadata=")[0]
+            m = re.search(r'custom_call_target="__cudnn\$(\w+)"', head)
+            if m:
+                size = re.search(r"window=\{size=([\dx]+)", head)
+                window = tuple(int(v) for v in size.group(1).split("x")) if size else ()
+                kernels.append(
+                    f"{names.get(m.group(1), m.group(1))} {size.group(1) if size else ''}"
+                )
+                windows_ok &= all(s <= e for s, e in zip(window, extent))
+            elif re.search(r'custom_call_target="__cublas', head) or (
+                " fusion(" in head and "kind=kCustom" in head and "gemm" in head
+            ):
+                kernels.append("gemm")
+            elif " convolution(" in head:
+                xla_convs += 1
+            if " pad(" in head:
+                config = re.search(r"padding=([\d_x\-]+)", head)
+                if config and any(
+                    len(p.split("_")) == 3 and int(p.split("_")[2]) > 0
+                    for p in config.group(1).split("x")
+                ):
+                    interior += 1
+            if name not in fused:
+                result = head.split(" = ", 1)[1] if " = " in head else ""
+                shapes = _array_bytes(
+                    result.split("(")[0]
+                    if result.startswith("(") is False
+                    else result.split(")")[0]
+                )
+                largest = max([largest, *shapes])
+    itemsize = jnp.dtype(layer.dtype).itemsize
+    spec = layer.spec()
+    operands = [
+        math.prod(layer.input_shape),
+        math.prod(layer.w_shape),
+        math.prod(spec.output_shape(layer.input_shape, layer.w_shape)),
+    ]
+    return dict(
+        kernels=sorted(set(kernels)),
+        xla_convolutions=xla_convs,
+        interior_pads=interior,
+        windows_ok=bool(windows_ok),
+        largest_ratio=round(largest / (itemsize * max(operands)), 2),
+    )
+
+
+def is_clean(structure: dict) -> bool:
+    """Library kernels only, no zero-stuffing, windows within the kernel's reach, no
+    buffer above 2x the largest operand."""
+    return (
+        bool(structure["kernels"])
+        and structure["xla_convolutions"] == 0
+        and structure["interior_pads"] == 0
+        and structure["windows_ok"]
+        and structure["largest_ratio"] <= 2.0
+    )
+
+
+def gpu_report(layers, methods) -> list[dict]:
+    sharding = h100_sharding()
+    rows = []
+    for layer in layers:
+        for method in methods:
+            if not applicable(layer, method):
+                continue
+            row = dict(layer=layer.name, model=layer.model, method=method)
+            for direction, (f, args) in programs(layer, method, sharding).items():
+                hlo = jax.jit(f).lower(*args).compile().as_text()
+                row[direction] = gpu_structure(hlo, layer)
+            row["clean"] = all(is_clean(row[d]) for d in DIRECTIONS)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------
+# TPU: the compiler's estimates
+
+
+def tpu_sharding(generation: str):
+    from jax.experimental import topologies
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    topology = topologies.get_topology_desc(topology_name=f"{generation}:2x2", platform="tpu")
+    return NamedSharding(Mesh(np.array(topology.devices[:1]), ("x",)), P())
+
+
+def tpu_estimate(f, args) -> float:
+    """The TPU compiler's ``optimal_seconds`` (negative: no estimate)."""
+    cost = jax.jit(f).lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("optimal_seconds", -1.0))
+
+
+def tpu_report(layers, methods, generations) -> list[dict]:
+    rows = []
+    for generation in generations:
+        sharding = tpu_sharding(generation)
+        for layer in layers:
+            for method in methods:
+                if not applicable(layer, method):
+                    continue
+                f, args = programs(layer, method, sharding)["forward"]
+                step, step_args = training_step(layer, method, sharding)
+                start = time.perf_counter()
+                row = dict(
+                    generation=generation,
+                    layer=layer.name,
+                    method=method,
+                    forward_us=tpu_estimate(f, args) * 1e6,
+                    forward_backward_us=tpu_estimate(step, step_args) * 1e6,
+                )
+                row["compile_s"] = round(time.perf_counter() - start, 1)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    return rows
+
+
+def applicable(layer: ZooLayer, method: str) -> bool:
+    nonoverlapping = layer.kernel == layer.stride and layer.dilation == 1
+    depthwise = layer.groups == layer.x_shape[1]
+    parts = method.split("/")
+    return ("matmul" not in parts or nonoverlapping) and ("tapsum" not in parts or depthwise)
+
+
+# ----------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("target", choices=["gpu", "tpu"])
+    parser.add_argument("--layers", nargs="*", default=[layer.name for layer in ZOO])
+    parser.add_argument("--methods", nargs="*")
+    parser.add_argument("--generations", nargs="*", default=["v5e", "v6e"])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    layers = [layer for layer in ZOO if layer.name in args.layers]
+    if args.target == "gpu":
+        rows = gpu_report(layers, args.methods or ["auto", "lhs_dilated"])
+    else:
+        methods = args.methods or ["auto", *convt.lowering.LOWERINGS]
+        rows = tpu_report(layers, methods, args.generations)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"accelerators_{args.target}.json"
+    path.write_text(json.dumps(dict(jax=jax.__version__, rows=rows), indent=1) + "\n")
+    print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
