@@ -14,9 +14,11 @@ program: the library kernels (cuDNN convolutions with their windows, cuBLAS/Trit
 GEMMs), convolutions left to XLA, interior (zero-stuffing) pads, and the largest buffer
 against the largest of input, weight and output.
 
-``tpu``: forward and forward + backward (values and both gradients) of every
-lowering on TPU v5e and v6e targets, with the compiler's own time estimate
-(``cost_analysis()["optimal_seconds"]``; negative where it has none).
+``tpu``: forward, input gradient and weight gradient of every lowering on TPU v5e and
+v6e targets, each with the compiler's own time estimate
+(``cost_analysis()["optimal_seconds"]``; negative where it has none), and forward +
+backward as their sum. ``ALLOW_MULTIPLE_LIBTPU_LOAD=1`` lets several processes load
+libtpu at once.
 
 These are the compilers' decisions and estimates, not timings. Results go to
 ``benchmarks/results/accelerators_{gpu,tpu}.{json,md}``.
@@ -75,23 +77,6 @@ def programs(layer: ZooLayer, method: str, sharding=None) -> dict[str, tuple]:
         "input gradient": (input_gradient, (x, w, g)),
         "weight gradient": (weight_gradient, (x, w, g)),
     }
-
-
-def training_step(layer: ZooLayer, method: str, sharding=None):
-    """Values and the three gradients (input, weight, bias), the cotangent an argument."""
-    spec, dtype = layer.spec(), jnp.dtype(layer.dtype)
-    out_shape = spec.output_shape(layer.input_shape, layer.w_shape)
-
-    def struct(shape):
-        return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)
-
-    def step(x, w, b, g):
-        f = lambda x, w, b: convt.conv_transpose(x, w, b, spec=spec, method=method)  # noqa: E731
-        y, vjp = jax.vjp(f, x, w, b)
-        return y, *vjp(g)
-
-    args = (struct(layer.input_shape), struct(layer.w_shape), struct((layer.c_out,)))
-    return step, (*args, struct(out_shape))
 
 
 # ----------------------------------------------------------------------------------------
@@ -247,13 +232,17 @@ def tpu_sharding(generation: str):
 
 
 def tpu_estimate(f, args) -> float:
-    """The TPU compiler's ``optimal_seconds`` (negative: no estimate)."""
+    """The TPU compiler's ``optimal_seconds`` (negative: no estimate; libtpu counts -1 s
+    for each operation it cannot estimate)."""
     cost = jax.jit(f).lower(*args).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost.get("optimal_seconds", -1.0))
 
 
 def tpu_report(layers, methods, generations) -> list[dict]:
+    """Per generation, layer and lowering: the estimates of the forward and of each
+    gradient alone (libtpu gives no estimate for many programs that compute values and
+    gradients together), and their sum as forward + backward."""
     rows = []
     for generation in generations:
         sharding = tpu_sharding(generation)
@@ -261,15 +250,13 @@ def tpu_report(layers, methods, generations) -> list[dict]:
             for method in methods:
                 if not applicable(layer, method):
                     continue
-                f, args = programs(layer, method, sharding)["forward"]
-                step, step_args = training_step(layer, method, sharding)
                 start = time.perf_counter()
-                row = dict(
-                    generation=generation,
-                    layer=layer.name,
-                    method=method,
-                    forward_us=tpu_estimate(f, args) * 1e6,
-                    forward_backward_us=tpu_estimate(step, step_args) * 1e6,
+                row = dict(generation=generation, layer=layer.name, method=method)
+                for direction, (f, args) in programs(layer, method, sharding).items():
+                    row[direction] = round(tpu_estimate(f, args) * 1e6, 2)
+                known = all(row[d] >= 0 for d in DIRECTIONS)
+                row["forward+backward"] = (
+                    round(sum(row[d] for d in DIRECTIONS), 2) if known else None
                 )
                 row["compile_s"] = round(time.perf_counter() - start, 1)
                 rows.append(row)

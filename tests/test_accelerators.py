@@ -6,6 +6,7 @@ H100 target without a GPU and runs only where jax's CUDA plugin is installed (th
 environment of ``../shared/tools/accelerator-aot.sh``; see docs/accelerators.md).
 """
 
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -157,3 +158,49 @@ def test_zoo_is_clean_on_an_h100_target(tmp_path):
     rows = json.loads((tmp_path / "accelerators_gpu.json").read_text())["rows"]
     assert len(rows) == len(ZOO)
     assert [row["layer"] for row in rows if not row["clean"]] == []
+
+
+def _small(layer):
+    """The zoo layer with few channels and a short input in float64 (same kernel, stride,
+    crop, groups structure and layout)."""
+    n, c_in, *spatial = layer.x_shape
+    depthwise = layer.groups == c_in
+    c = 4 if depthwise else min(c_in, 6)
+    groups = c if depthwise else 1
+    c_out = c if depthwise else min(layer.c_out, 5)
+    return dataclasses.replace(
+        layer, x_shape=(2, c, *[3] * len(spatial)), c_out=c_out, groups=groups, dtype="float64"
+    )
+
+
+@pytest.mark.parametrize("layer", ZOO, ids=lambda layer: layer.name)
+def test_gpu_benchmark_computes_the_layer(layer):
+    """benchmarks/gpu.py's competitors (torch's call, run here on the CPU;
+    ``jax.lax.conv_transpose``; the interior-pad form) compute the zoo layer, values and
+    gradients, against the definition."""
+    gpu = pytest.importorskip("gpu")  # benchmarks/gpu.py imports torch
+    small = _small(layer)
+    spec = small.spec()
+    rng = np.random.default_rng(2)
+    x, w = randn(rng, small.input_shape, "float64"), randn(rng, small.w_shape, "float64")
+    b = randn(rng, (small.c_out,), "float64")
+    g = randn(rng, spec.output_shape(small.input_shape, small.w_shape), "float64")
+    want = reference_conv_transpose(x, w, spec, b)
+    want_x, want_w, _ = reference_vjp(x, w, spec, g)
+    forward, forward_backward = gpu.torch_runners(small, [x, w, b, g], device="cpu")
+    to_layout = (
+        (lambda t: np.moveaxis(t.detach().numpy(), 1, -1))
+        if small.channels_last
+        else (lambda t: t.detach().numpy())
+    )
+    assert_close(to_layout(forward()), want, "float64")
+    grad_x, grad_w = forward_backward()
+    assert_close(to_layout(grad_x), want_x, "float64")
+    assert_close(grad_w.numpy(), want_w, "float64")
+    for name in ("lax", "interior_pad"):
+        f = functools.partial(gpu.JAX_FUNCTIONS[name], layer=small)
+        y, vjp = jax.vjp(f, x, w, b)
+        grad_x, grad_w, _ = vjp(g)
+        assert_close(y, want, "float64")
+        assert_close(grad_x, want_x, "float64")
+        assert_close(grad_w, want_w, "float64")

@@ -23,36 +23,37 @@ from convt import ConvTransposeSpec  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 COLLECTIVES = re.compile(r"all-gather|all-reduce|collective-permute|all-to-all|reduce-scatter")
 
+METHODS = ["auto", "lhs_dilated", "phase", "phase_gemm", "col2im", "adjoint", "phase_conv/adjoint"]
 LAYERS = {  # name: (x shape, w shape, spec, methods)
     "2d": (
         (8, 4, 6, 6),
         (4, 3, 4, 4),
         ConvTransposeSpec((2, 2), (1, 1), ((1, 1), (1, 1))),
-        ["auto", "lhs_dilated", "phase", "phase_gemm", "col2im", "adjoint", "phase_conv/adjoint"],
+        METHODS,
     ),
     "3d": (
         (8, 2, 3, 3, 3),
         (2, 2, 4, 4, 4),
         ConvTransposeSpec((2,) * 3, (1,) * 3, ((1, 1),) * 3),
-        ["auto", "lhs_dilated", "phase", "phase_gemm", "col2im", "adjoint", "phase_conv/adjoint"],
+        METHODS,
     ),
     "1d_last": (
         (8, 9, 3),
         (3, 2, 5),
         ConvTransposeSpec((3,), (1,), ((1, 0),), 1, "channels_last"),
-        ["auto", "lhs_dilated", "phase", "phase_gemm", "col2im", "adjoint", "phase_conv/adjoint"],
+        METHODS,
     ),
     "depthwise": (
         (8, 4, 5, 5),
         (4, 1, 3, 3),
         ConvTransposeSpec((2, 2), (1, 1), ((1, 0), (1, 0)), 4),
-        ["auto", "lhs_dilated", "phase", "phase_gemm", "col2im", "tapsum", "adjoint", "phase_conv/adjoint"],
+        [*METHODS, "tapsum"],
     ),
     "k_eq_s": (
         (8, 4, 5, 5),
         (4, 3, 2, 2),
         ConvTransposeSpec((2, 2), (1, 1), ((0, 0), (0, 0))),
-        ["auto", "lhs_dilated", "phase", "phase_gemm", "col2im", "matmul", "adjoint", "phase_conv/adjoint"],
+        [*METHODS, "matmul"],
     ),
 }
 
