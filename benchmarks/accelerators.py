@@ -274,6 +274,129 @@ def applicable(layer: ZooLayer, method: str) -> bool:
 # ----------------------------------------------------------------------------------------
 
 
+def _kernels(structure: dict) -> str:
+    text = ", ".join(structure["kernels"]) or "none"
+    if structure["xla_convolutions"]:
+        text += f", {structure['xla_convolutions']} XLA convolution(s)"
+    if structure["interior_pads"]:
+        text += ", **zero-stuffed**"
+    if not structure["windows_ok"]:
+        text += " (**window beyond the kernel**)"
+    return text
+
+
+def gpu_markdown(rows: list[dict]) -> str:
+    """One line per layer: ``auto``'s kernels per direction against the plain form's."""
+    by_layer: dict[str, dict] = {}
+    for row in rows:
+        by_layer.setdefault(row["layer"], {})[row["method"]] = row
+    lines = [
+        "| layer | `auto` on GPU | forward | input gradient | weight gradient "
+        "| largest buffer / operand | `lhs_dilated` (jax.lax): weight gradient | its largest |",
+        "| --- | --- | --- | --- | --- | ---: | --- | ---: |",
+    ]
+    for methods in by_layer.values():
+        auto, plain = methods.get("auto"), methods.get("lhs_dilated")
+        if auto is None:
+            continue
+        layer = next(z for z in ZOO if z.name == auto["layer"])
+        chosen = convt.choose_method(layer.spec(), layer.w_shape, "gpu", layer.input_shape)
+        largest = max(auto[d]["largest_ratio"] for d in DIRECTIONS)
+        cells = [auto["model"] + _variant_note(layer), f"`{chosen}`"]
+        cells += [_kernels(auto[d]) for d in DIRECTIONS] + [f"{largest:.2f}"]
+        if plain is not None:
+            plain_largest = max(plain[d]["largest_ratio"] for d in DIRECTIONS)
+            cells += [_kernels(plain["weight gradient"]), f"{plain_largest:.2f}"]
+        else:
+            cells += ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    clean = sum(1 for r in rows if r["method"] == "auto" and r["clean"])
+    total = sum(1 for r in rows if r["method"] == "auto")
+    plain_clean = sum(1 for r in rows if r["method"] == "lhs_dilated" and r["clean"])
+    plain_total = sum(1 for r in rows if r["method"] == "lhs_dilated")
+    lines.append("")
+    lines.append(
+        f"Clean in all three directions: `auto` {clean} of {total} layers; "
+        f"`lhs_dilated` {plain_clean} of {plain_total}."
+    )
+    return "\n".join(lines)
+
+
+def _variant_note(layer: ZooLayer) -> str:
+    notes = [layer.dtype] if layer.dtype != "float32" else []
+    notes += ["channels-last"] if layer.channels_last else []
+    return f" ({', '.join(notes)})" if notes else ""
+
+
+def best_pair(estimates: dict[str, dict]) -> tuple[str, str]:
+    """The fastest forward and the fastest backward (input + weight gradient) among the
+    lowerings with estimates: ``(forward, backward)``."""
+    forward = min(
+        (m for m, e in estimates.items() if e["forward"] >= 0),
+        key=lambda m: estimates[m]["forward"],
+    )
+    backward = min(
+        (m for m, e in estimates.items() if min(e["input gradient"], e["weight gradient"]) >= 0),
+        key=lambda m: estimates[m]["input gradient"] + estimates[m]["weight gradient"],
+    )
+    return forward, backward
+
+
+def pair_estimate(estimates: dict[str, dict], forward: str, backward: str) -> float:
+    """Forward + backward of ``"forward/backward"``: values from one lowering, the
+    derivatives' programs of the other (`convt.lowering.split`)."""
+    grads = estimates[backward]["input gradient"] + estimates[backward]["weight gradient"]
+    return estimates[forward]["forward"] + grads
+
+
+def tpu_markdown(rows: list[dict]) -> str:
+    """Per generation and layer: every lowering's estimates, the best forward and
+    backward, and ``auto``'s choice against them."""
+    lines = []
+    generations = sorted({r["generation"] for r in rows})
+    for generation in generations:
+        lines += [
+            f"**TPU {generation}** (estimates in microseconds: forward / input gradient / "
+            "weight gradient; `-` where libtpu gave none)",
+            "",
+            "| layer | " + " | ".join(f"`{m}`" for m in _methods(rows)) + " | best pair "
+            "| `auto` | `auto` / best, forward | forward + backward |",
+            "| --- | " + " | ".join("---" for _ in _methods(rows)) + " | --- | --- | ---: | ---: |",
+        ]
+        for layer in ZOO:
+            estimates = {
+                r["method"]: r
+                for r in rows
+                if r["generation"] == generation and r["layer"] == layer.name
+            }
+            if not estimates:
+                continue
+            cells = [layer.model + _variant_note(layer)]
+            for method in _methods(rows):
+                e = estimates.get(method)
+                cells.append("" if e is None else " / ".join(_us(e[d]) for d in DIRECTIONS))
+            chosen = convt.choose_method(layer.spec(), layer.w_shape, "tpu", layer.input_shape)
+            forward, _, backward = chosen.partition("/")
+            backward = backward or forward
+            best_f, best_b = best_pair(estimates)
+            ratio_f = estimates[forward]["forward"] / estimates[best_f]["forward"]
+            ours = pair_estimate(estimates, forward, backward)
+            ratio_fb = ours / pair_estimate(estimates, best_f, best_b)
+            pair = best_f if best_f == best_b else f"{best_f}/{best_b}"
+            cells += [f"`{pair}`", f"`{chosen}`", f"{ratio_f:.2f}", f"{ratio_fb:.2f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _methods(rows) -> list[str]:
+    return list(dict.fromkeys(r["method"] for r in rows))
+
+
+def _us(value: float) -> str:
+    return "-" if value < 0 else f"{value:.0f}"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("target", choices=["gpu", "tpu"])
@@ -281,17 +404,46 @@ def main(argv=None) -> None:
     parser.add_argument("--methods", nargs="*")
     parser.add_argument("--generations", nargs="*", default=["v5e", "v6e"])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument(
+        "--markdown-only", action="store_true", help="rewrite the .md from the .json"
+    )
     args = parser.parse_args(argv)
     layers = [layer for layer in ZOO if layer.name in args.layers]
-    if args.target == "gpu":
+    path = args.out / f"accelerators_{args.target}.json"
+    if args.markdown_only:
+        rows = json.loads(path.read_text())["rows"]
+    elif args.target == "gpu":
         rows = gpu_report(layers, args.methods or ["auto", "lhs_dilated"])
     else:
-        methods = args.methods or ["auto", *convt.lowering.LOWERINGS]
+        methods = args.methods or [m for m in convt.lowering.LOWERINGS if m != "phase"]
         rows = tpu_report(layers, methods, args.generations)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"accelerators_{args.target}.json"
-    path.write_text(json.dumps(dict(jax=jax.__version__, rows=rows), indent=1) + "\n")
-    print(f"wrote {path}", file=sys.stderr)
+    if not args.markdown_only:
+        path.write_text(json.dumps(dict(jax=jax.__version__, rows=rows), indent=1) + "\n")
+    markdown = gpu_markdown(rows) if args.target == "gpu" else tpu_markdown(rows)
+    path.with_suffix(".md").write_text(markdown + "\n")
+    embed(DOC, path.with_suffix(".md").name, markdown)
+    print(f"wrote {path}, its .md, and the table in {DOC}", file=sys.stderr)
+
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "accelerators.md"
+
+
+def embedded(text: str, name: str) -> str:
+    """The table between ``<!-- name -->`` and the next ``<!-- end -->`` of a page."""
+    start = text.index(f"<!-- {name} -->\n") + len(f"<!-- {name} -->\n")
+    return text[start : text.index("<!-- end -->", start)].strip()
+
+
+def embed(doc: Path, name: str, markdown: str) -> None:
+    """Puts ``markdown`` between the page's markers for ``name`` (the docs show the
+    results file as it is; tests/test_accelerators.py checks they agree)."""
+    text = doc.read_text()
+    old = embedded(text, name)
+    marker = f"<!-- {name} -->\n"
+    head, _, rest = text.partition(marker)
+    tail = rest[rest.index("<!-- end -->") :]
+    doc.write_text(f"{head}{marker}\n{markdown.strip()}\n\n{tail}" if old != markdown else text)
 
 
 if __name__ == "__main__":
