@@ -32,7 +32,7 @@ CHILD = textwrap.dedent(
     g = np.asarray(cfg["g"], np.float32)
     f = {3: ct.conv_transpose1d, 4: ct.conv_transpose2d, 5: ct.conv_transpose3d}[x.ndim]
     out = {}
-    for method in ["auto", "lhs_dilated", "phase"]:
+    for method in ["auto", "lhs_dilated", "phase", "adjoint", "phase_conv/adjoint"]:
         fn = lambda x, w: f(x, w, None, *cfg["args"], method=method)
         y, vjp = jax.vjp(fn, jnp.asarray(x), jnp.asarray(w))
         gx, gw = vjp(jnp.asarray(g))

@@ -27,7 +27,13 @@ from helpers import assert_close, randn, reference_conv_transpose, reference_vjp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from accelerators import gpu_structure, is_clean  # noqa: E402
+from accelerators import (  # noqa: E402
+    best_pair,
+    embedded,
+    gpu_structure,
+    is_clean,
+    pair_estimate,
+)
 from zoo import ZOO  # noqa: E402
 
 LAYERS = [  # (x shape, w shape, spec): the CPU's choice differs from the GPU's on each
@@ -204,3 +210,51 @@ def test_gpu_benchmark_computes_the_layer(layer):
         assert_close(y, want, "float64")
         assert_close(grad_x, want_x, "float64")
         assert_close(grad_w, want_w, "float64")
+
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+@pytest.mark.parametrize("name", ["accelerators_gpu.md", "accelerators_tpu.md"])
+def test_docs_show_the_recorded_reports(name):
+    """docs/accelerators.md shows the reports as recorded (``accelerators.py`` writes
+    both)."""
+    page = (ROOT / "docs" / "accelerators.md").read_text()
+    assert embedded(page, name) == (RESULTS / name).read_text().strip()
+
+
+def test_recorded_gpu_report_is_today_s_gpu_rule():
+    """The recorded H100 report was made with the GPU rules of this checkout (change a
+    rule, compile the zoo again), and found every layer clean."""
+    rows = json.loads((RESULTS / "accelerators_gpu.json").read_text())["rows"]
+    auto = {row["layer"]: row for row in rows if row["method"] == "auto"}
+    assert set(auto) == {layer.name for layer in ZOO}
+    for layer in ZOO:
+        chosen = choose_method(layer.spec(), layer.w_shape, "gpu", layer.input_shape)
+        assert auto[layer.name]["chosen"] == chosen, layer.name
+        assert auto[layer.name]["clean"] and auto[layer.name]["same_as_gpu_host"], layer.name
+
+
+def test_tpu_rules_within_10_percent_of_the_best_estimate():
+    """On every recorded layer with estimates, the TPU's choice is within 10% of the
+    best forward and of the best forward + backward the lowerings (and their pairs)
+    reach, by the TPU compiler's own estimates (v5e and v6e)."""
+    rows = json.loads((RESULTS / "accelerators_tpu.json").read_text())["rows"]
+    checked = 0
+    for generation in {row["generation"] for row in rows}:
+        for layer in ZOO:
+            estimates = {
+                row["method"]: row
+                for row in rows
+                if row["generation"] == generation and row["layer"] == layer.name
+            }
+            if not estimates:
+                continue
+            chosen = choose_method(layer.spec(), layer.w_shape, "tpu", layer.input_shape)
+            forward, _, backward = chosen.partition("/")
+            best_f, best_b = best_pair(estimates)
+            ours = pair_estimate(estimates, forward, backward or forward)
+            assert estimates[forward]["forward"] <= 1.1 * estimates[best_f]["forward"]
+            assert ours <= 1.1 * pair_estimate(estimates, best_f, best_b), (layer.name, chosen)
+            checked += 1
+    assert checked >= 12

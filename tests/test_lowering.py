@@ -112,7 +112,7 @@ def test_split_equals_definition(method, case, seed):
     compare_with_reference(*case, method, seed)
 
 
-@pytest.mark.parametrize("method", ["phase", "col2im/phase_gemm", "adjoint"])
+@pytest.mark.parametrize("method", ["phase", "col2im/phase_gemm", "adjoint", "phase_conv/adjoint"])
 @given(case=specs(), seed=st.integers(0, 2**20))
 def test_forward_mode_equals_reference(method, case, seed):
     method_ = method

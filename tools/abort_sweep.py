@@ -62,7 +62,7 @@ for line in sys.stdin:
     wr = jnp.ones((g, 2, *c["k"]))
     lax.conv_general_dilated(x, wr, (1,) * nd, pad, lhs_dilation=c["s"], rhs_dilation=c["d"],
         dimension_numbers=dn, feature_group_count=g).block_until_ready()
-    for m in ["lhs_dilated", "phase", "auto"]:
+    for m in ["lhs_dilated", "phase", "adjoint", "phase_conv", "auto"]:
         print("CONVT", m, json.dumps(c), flush=True)
         f = lambda x, w: (conv_transpose(x, w, spec=spec, method=m) ** 2).sum()
         jax.grad(f, (0, 1))(x, w)[1].block_until_ready()
