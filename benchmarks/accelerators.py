@@ -370,20 +370,26 @@ def best_pair(estimates: dict[str, dict]) -> tuple[str, str]:
 
 def pair_estimate(estimates: dict[str, dict], forward: str, backward: str) -> float:
     """Forward + backward of ``"forward/backward"``: values from one lowering, the
-    derivatives' programs of the other (`convt.lowering.split`)."""
-    grads = estimates[backward]["input gradient"] + estimates[backward]["weight gradient"]
-    return estimates[forward]["forward"] + grads
+    derivatives' programs of the other (`convt.lowering.split`); -1 without an
+    estimate."""
+    parts = [
+        estimates[forward]["forward"],
+        estimates[backward]["input gradient"],
+        estimates[backward]["weight gradient"],
+    ]
+    return sum(parts) if min(parts) >= 0 else -1.0
 
 
 def tpu_markdown(rows: list[dict]) -> str:
     """Per generation and layer: every lowering's estimates, the best forward and
     backward, and ``auto``'s choice against them."""
     lines = []
-    generations = sorted({r["generation"] for r in rows})
+    generations = sorted({r["generation"] for r in rows}, reverse=True)
     for generation in generations:
         lines += [
-            f"**TPU {generation}** (estimates in microseconds: forward / input gradient / "
-            "weight gradient; `-` where libtpu gave none)",
+            f"**TPU {generation}**: estimates in microseconds, forward / input gradient / "
+            "weight gradient (`-` where libtpu gave none); `auto`'s forward and forward + "
+            "backward against the best lowering or pair (bold: above 1.1)",
             "",
             "| layer | " + " | ".join(f"`{m}`" for m in _methods(rows)) + " | best pair "
             "| `auto` | `auto` / best, forward | forward + backward |",
@@ -409,7 +415,7 @@ def tpu_markdown(rows: list[dict]) -> str:
             ours = pair_estimate(estimates, forward, backward)
             ratio_fb = ours / pair_estimate(estimates, best_f, best_b)
             pair = best_f if best_f == best_b else f"{best_f}/{best_b}"
-            cells += [f"`{pair}`", f"`{chosen}`", f"{ratio_f:.2f}", f"{ratio_fb:.2f}"]
+            cells += [f"`{pair}`", f"`{chosen}`", _ratio(ratio_f), _ratio(ratio_fb)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -417,6 +423,12 @@ def tpu_markdown(rows: list[dict]) -> str:
 
 def _methods(rows) -> list[str]:
     return list(dict.fromkeys(r["method"] for r in rows))
+
+
+def _ratio(ratio: float) -> str:
+    if ratio < 0:
+        return "-"
+    return f"**{ratio:.2f}**" if ratio > 1.1 else f"{ratio:.2f}"
 
 
 def _us(value: float) -> str:

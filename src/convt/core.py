@@ -122,11 +122,29 @@ def choose_method(
 
 
 def _tpu_method(spec: ConvTransposeSpec, weight_shape, nonoverlapping: bool) -> str:
-    """TPU: XLA:TPU maps the lhs-dilated form, grouped or not, onto its MXU convolution
-    emitter (reasoned; replaced below by the compiler's estimates)."""
+    """TPU: by the TPU compiler's own estimates (libtpu's ``optimal_seconds`` for the
+    forward, input gradient and weight gradient apart, TPU v6e and v5e targets;
+    ``benchmarks/accelerators.py``, tables in docs/accelerators.md). XLA:TPU's
+    lhs-dilated convolution is the fastest forward on most layers. Non-overlapping
+    stamps take ``matmul``'s GEMMs for the derivatives, and for the forward too unless
+    they are 2-D with stride 2 (there the lhs-dilated forward was estimated up to 2.7x
+    faster: Mask R-CNN's head). Ungrouped, undilated 1-D and 2-D layers take
+    ``adjoint``'s derivatives (the weight gradient estimated up to 1.6x faster than
+    the lhs-dilated form's, never slower); 3-D ones keep the lhs-dilated derivatives (adjoint's 1.4x
+    slower on MONAI's layer). Depthwise layers take ``tapsum``'s products for the
+    derivatives (``phase_conv``'s grouped weight gradient, ``adjoint``'s there, was
+    estimated 11-30x slower); other grouped and dilated layers, none of them in the
+    zoo, keep the lhs-dilated form (reasoned, not estimated)."""
+    depthwise = spec.groups > 1 and weight_shape[0] == spec.groups
     if nonoverlapping:
+        if spec.ndim == 2 and all(s == 2 for s in spec.stride):
+            return "lhs_dilated/matmul"
         return "matmul"
-    return "lhs_dilated"
+    if depthwise:
+        return "lhs_dilated/tapsum"
+    if spec.groups > 1 or any(d > 1 for d in spec.dilation) or spec.ndim == 3:
+        return "lhs_dilated"
+    return "adjoint"
 
 
 def _im2col_elements(spec, weight_shape, input_shape) -> tuple[float, float]:
