@@ -130,8 +130,8 @@ def _tpu_method(spec: ConvTransposeSpec, weight_shape, nonoverlapping: bool) -> 
     they are 2-D with stride 2 (there the lhs-dilated forward was estimated up to 2.7x
     faster: Mask R-CNN's head). Ungrouped, undilated 1-D and 2-D layers take
     ``adjoint``'s derivatives (the weight gradient estimated up to 1.6x faster than
-    the lhs-dilated form's, never slower); 3-D ones keep the lhs-dilated derivatives (adjoint's 1.4x
-    slower on MONAI's layer). Depthwise layers take ``tapsum``'s products for the
+    the lhs-dilated form's, never slower); 3-D ones keep the lhs-dilated derivatives
+    (adjoint's 1.4x slower on MONAI's layer). Depthwise layers take ``tapsum``'s products for the
     derivatives (``phase_conv``'s grouped weight gradient, ``adjoint``'s there, was
     estimated 11-30x slower); other grouped and dilated layers, none of them in the
     zoo, keep the lhs-dilated form (reasoned, not estimated)."""
