@@ -49,6 +49,12 @@ def check_array(value: Any, name: str, framework: str, *, floating: bool = True)
     ``floating``, integer or boolean arrays (transposed convolution needs floats)."""
     if value is None:
         return
+    if isinstance(value, (list, tuple, dict, set, str, bytes)):
+        hint = "; convert it with jnp.asarray" if isinstance(value, (list, tuple)) else ""
+        raise TypeError(
+            f"{framework}: {name} must be an array (jax.Array or numpy.ndarray), got a "
+            f"{type(value).__name__}{hint}"
+        )
     if not isinstance(value, (jax.Array, np.ndarray, np.generic, jax.core.Tracer)):
         top = type(value).__module__.split(".")[0]
         if top in FOREIGN_ARRAY_MODULES:
@@ -75,8 +81,11 @@ def int_tuple(
 ) -> tuple[int, ...]:
     """An int or a sequence of ``n`` ints (or of one int, when ``allow_single``).
 
-    A traced value gets an error saying to mark the parameter static.
+    A traced value gets an error saying to mark the parameter static. ``n`` is the
+    front-end's ``ndim`` argument (the number of spatial axes), checked here, where
+    every front-end's ``to_spec`` reads its first per-axis parameter.
     """
+    check_ndim(n, framework)
     if is_int(value):
         return (operator.index(value),) * n
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
@@ -90,6 +99,16 @@ def int_tuple(
             f"got {value!r}"
         )
     return values
+
+
+def check_ndim(ndim: Any, framework: str) -> None:
+    """``ndim`` (the number of spatial axes) is a non-negative int."""
+    if not is_int(ndim) or ndim < 0:
+        error = ValueError if is_int(ndim) else TypeError
+        raise error(
+            f"{framework}: ndim (the number of spatial axes, e.g. 2 for conv_transpose2d) "
+            f"must be a non-negative int, got {ndim!r}"
+        )
 
 
 def check_at_least(values: Sequence[int], minimum: int, name: str, framework: str) -> None:
@@ -167,10 +186,20 @@ def check_size_range(sizes, smallest, stride, framework: str, name: str = "outpu
             )
 
 
+def require_array(value: Any, name: str, framework: str) -> None:
+    """A ``TypeError`` naming the parameter for a missing (``None``) array."""
+    if value is None:
+        raise TypeError(
+            f"{framework}: {name} must be an array (jax.Array or numpy.ndarray), got None"
+        )
+    check_array(value, name, framework, floating=False)
+
+
 def check_rank(
     x, ndim: int, framework: str, function: str, *, unbatched: bool, name: str = "input"
 ) -> bool:
     """Returns whether ``x`` is unbatched; raises on any other rank."""
+    require_array(x, name, framework)
     rank = jnp.ndim(x)
     if rank == ndim + 2:
         return False
@@ -186,6 +215,7 @@ def check_rank(
 
 def kernel_size_of(weight, ndim: int, framework: str, name: str = "weight") -> tuple[int, ...]:
     """The kernel size of an ``(C_in, C_out // groups, *kernel)`` weight; checks its rank."""
+    require_array(weight, name, framework)
     shape = tuple(jnp.shape(weight))
     if len(shape) != ndim + 2:
         raise ValueError(

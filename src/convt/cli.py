@@ -100,6 +100,12 @@ def spec_from_args(
     input_size = tuple(args.input_size)
     n = len(input_size)
     kernel = int_tuple(tuple(args.kernel_size), n, "kernel_size", convention.name)
+    for name, sizes in (("--kernel-size", kernel), ("--input-size", input_size)):
+        if any(size < 1 for size in sizes):
+            raise ValueError(
+                f"{convention.name}: {name} must be >= 1 on every axis (the layer's sizes), "
+                f"got {' '.join(map(str, sizes))}"
+            )
     spec = convention.spec(
         n, params_from_args(args, convention), kernel_size=kernel, input_size=input_size
     )

@@ -255,9 +255,6 @@ def _promote(x, w, b):
     return [jnp.asarray(a, dtype) for a in arrays] + ([None] if b is None else [])
 
 
-@functools.partial(
-    jax.jit, static_argnames=("spec", "precision", "preferred_element_type", "method")
-)
 def conv_transpose(
     x: jax.Array,
     w: jax.Array,
@@ -286,7 +283,31 @@ def conv_transpose(
       ``spec.output_shape(x.shape, w.shape)``; the dtype follows JAX's promotion rules.
     """
     if not isinstance(spec, ConvTransposeSpec):
-        raise TypeError(f"spec must be a ConvTransposeSpec, got {type(spec).__name__}")
+        raise TypeError(
+            f"conv_transpose: spec must be a ConvTransposeSpec (e.g. "
+            f"ConvTransposeSpec.create(ndim, stride=..., crop=...) or a front-end's to_spec), "
+            f"got {type(spec).__name__}"
+        )
+    for name, value in (("x", x), ("w", w)):
+        if value is None or isinstance(value, (list, tuple, dict, str, bytes)):
+            raise TypeError(
+                f"conv_transpose: {name} must be an array, got {type(value).__name__}"
+            )
+    return _conv_transpose(
+        x,
+        w,
+        b,
+        spec=spec,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        method=method,
+    )
+
+
+@functools.partial(
+    jax.jit, static_argnames=("spec", "precision", "preferred_element_type", "method")
+)
+def _conv_transpose(x, w, b, *, spec, precision, preferred_element_type, method):
     x, w, b = _promote(x, w, b)
     validate(x.shape, w.shape, None if b is None else b.shape, spec)
     _check_method(method, spec, w.shape, x.shape[spec.channel_axis])

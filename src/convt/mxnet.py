@@ -60,6 +60,7 @@ def to_spec(
 ) -> ConvTransposeSpec:
     """The canonical spec for ``Deconvolution``'s parameters (a ``target_shape`` needs the
     kernel and input sizes)."""
+    fe.check_ndim(ndim, FRAMEWORK)
     stride_ = _tuple(stride, ndim, "stride", 1)
     dilation = _tuple(dilate, ndim, "dilate", 1)
     fe.check_at_least(stride_, 1, "stride", FRAMEWORK)

@@ -48,7 +48,17 @@ def _ints(value: Any, n: int, name: str, default: int) -> tuple[int, ...]:
     """An ONNX ints attribute: absent, or exactly ``n`` values (no broadcasting)."""
     if value is None:
         return (default,) * n
-    return fe.int_tuple(list(value), n, name, FRAMEWORK, allow_single=False)
+    return fe.int_tuple(_listed(value, name, n), n, name, FRAMEWORK, allow_single=False)
+
+
+def _listed(value: Any, name: str, n: int) -> list:
+    """An ONNX ints attribute as a list; an int (ONNX has no broadcasting) is refused."""
+    if fe.is_int(value) or not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        raise TypeError(
+            f"onnx: {name} must be a list of {n} ints (ONNX attributes have one value per "
+            f"axis, no broadcasting), got {value!r}"
+        )
+    return list(value)
 
 
 def _split(total: int, auto_pad: str) -> int:
@@ -110,7 +120,9 @@ def to_spec(
                 f"on every axis (strides {stride}, dilations {dilation})"
             )
     if pads is not None:
-        pad_values = fe.int_tuple(list(pads), 2 * ndim, "pads", FRAMEWORK, allow_single=False)
+        pad_values = fe.int_tuple(
+            _listed(pads, "pads", 2 * ndim), 2 * ndim, "pads", FRAMEWORK, allow_single=False
+        )
         fe.check_at_least(pad_values, 0, "pads", FRAMEWORK)
         if auto_pad != "NOTSET" and any(pad_values):
             raise ValueError(f"onnx: pads cannot be given with auto_pad={auto_pad!r}")

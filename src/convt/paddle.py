@@ -140,6 +140,12 @@ def to_spec(
 
     ``"SAME"`` and ``output_size`` need ``kernel_size`` and ``input_size`` (spatial).
     """
+    fe.check_ndim(ndim, FRAMEWORK)
+    if ndim not in DATA_FORMATS:
+        raise ValueError(
+            f"{FRAMEWORK}: ndim must be one of {tuple(DATA_FORMATS)} (conv{{1,2,3}}d_transpose), "
+            f"got {ndim}"
+        )
     data_format = data_format or DATA_FORMATS[ndim][0]
     channels_last = _channels_last(ndim, data_format)
     stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK, allow_single=False)

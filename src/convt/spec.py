@@ -100,6 +100,14 @@ class ConvTransposeSpec:
     layout: Layout = "channels_first"
 
     def __post_init__(self) -> None:
+        for name in ("stride", "dilation", "crop"):
+            value = getattr(self, name)
+            if is_int(value):
+                raise TypeError(
+                    f"ConvTransposeSpec: {name} must have one entry per spatial axis, got the "
+                    f"int {value!r}; ConvTransposeSpec.create(ndim, {name}={value!r}, ...) "
+                    "broadcasts ints to every axis"
+                )
         stride = as_int_tuple(self.stride, "stride")
         dilation = as_int_tuple(self.dilation, "dilation")
         try:

@@ -110,6 +110,12 @@ def to_spec(
     ``output_shape`` (the full shape, ``N + 2`` values, or the spatial ones), the kernel
     size and the input's spatial size are all needed.
     """
+    fe.check_ndim(ndim, FRAMEWORK)
+    if ndim not in DATA_FORMATS:
+        raise ValueError(
+            f"{FRAMEWORK}: ndim must be one of {tuple(DATA_FORMATS)} (conv{{1,2,3}}d_transpose), "
+            f"got {ndim}"
+        )
     data_format = data_format or DATA_FORMATS[ndim][0]
     if data_format not in DATA_FORMATS.get(ndim, ()):
         raise ValueError(
@@ -193,6 +199,29 @@ def weight_from_canonical(weight, *, ndim: int, groups: int):
     return jnp.transpose(weight, (*range(2, ndim + 2), 1, 0))
 
 
+def _check_full_output_shape(output_shape, input, filters, ndim, channels_last) -> None:
+    """A full ``output_shape`` (``N + 2`` values) names the batch and the channels too:
+    TensorFlow refuses a batch other than the input's and a channel count other than the
+    filters' ``out_channels``; so does convt."""
+    if output_shape is None:
+        return
+    shape = [int(v) for v in np.asarray(output_shape).reshape(-1)]
+    if len(shape) != ndim + 2:
+        return
+    batch, channels = shape[0], shape[-1] if channels_last else shape[1]
+    if batch != jnp.shape(input)[0]:
+        raise ValueError(
+            f"tensorflow: output_shape {tuple(shape)} has batch {batch}, but the input's batch "
+            f"is {jnp.shape(input)[0]}; they must be equal"
+        )
+    if channels != jnp.shape(filters)[-2]:
+        raise ValueError(
+            f"tensorflow: output_shape {tuple(shape)} has {channels} channels, but filters "
+            f"{tuple(jnp.shape(filters))} ([*kernel, out_channels, in_channels]) has "
+            f"{jnp.shape(filters)[-2]} output channels; they must be equal"
+        )
+
+
 def _conv_transpose(
     ndim,
     input,
@@ -216,6 +245,7 @@ def _conv_transpose(
         )
     w = weight_to_canonical(filters, ndim=ndim, groups=1)
     channels_last = data_format == DATA_FORMATS[ndim][0]
+    _check_full_output_shape(output_shape, input, filters, ndim, channels_last)
     spec = to_spec(
         ndim,
         output_shape,
