@@ -21,6 +21,9 @@ METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
 PLATFORM_RULES = {"cpu": "cpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
 GPU_BACKENDS = ("gpu", "cuda", "rocm")
 
+# The largest output convt computes: a bigger one is refused before any work.
+MAX_OUTPUT_BYTES = 2**40
+
 COL2IM_LIMIT_BYTES = 48e6  # the largest col2im product tensor auto allows (see below)
 PHASE_GEMM_LIMIT_BYTES = 24e6  # the largest channels-last windows auto's forward builds
 
@@ -73,6 +76,10 @@ def choose_method(
     nonoverlapping = all(k == s for k, s in zip(kernel, spec.stride)) and all(
         d == 1 for d in spec.dilation
     )
+    if not nonoverlapping and lowering.stamps_apart(kernel, spec):
+        return "matmul"  # gaps between the stamps: the phase forms would compute zeros
+    if math.prod(spec.stride) > lowering.MAX_PHASES:  # too many for the phase forms
+        return "adjoint" if backend in GPU_BACKENDS else "lhs_dilated"
     if backend in GPU_BACKENDS:
         if nonoverlapping:
             return "matmul"
@@ -183,12 +190,20 @@ def _check_method(method: str, spec: ConvTransposeSpec, weight_shape, c_in: int)
             f"values from the first, derivatives from the second), got {method!r}"
         )
     kernel = weight_shape[2:]
-    if "matmul" in parts and not (
-        all(k == s for k, s in zip(kernel, spec.stride)) and all(d == 1 for d in spec.dilation)
-    ):
+    if "matmul" in parts and not lowering.stamps_apart(kernel, spec):
         raise ValueError(
-            "method='matmul' needs kernel == stride and dilation == 1 on every axis, got "
-            f"kernel {tuple(kernel)}, stride {spec.stride}, dilation {spec.dilation}"
+            "method='matmul' needs stamps that do not overlap, dilation * (kernel - 1) + 1 "
+            f"<= stride on every axis, got kernel {tuple(kernel)}, stride {spec.stride}, "
+            f"dilation {spec.dilation}"
+        )
+    phased = [part for part in parts if part in lowering.PHASE_LOWERINGS]
+    phases = math.prod(spec.stride)
+    if phased and phases > lowering.MAX_PHASES:
+        raise ValueError(
+            f"method={phased[0]!r} works stride phase by stride phase, and stride "
+            f"{spec.stride} has {phases} of them (at most {lowering.MAX_PHASES}); use "
+            "'lhs_dilated' or 'adjoint' (or 'matmul' where the stamps do not overlap, or "
+            "'auto')"
         )
     if "tapsum" in parts and c_in != spec.groups:
         raise ValueError(
@@ -244,6 +259,17 @@ def validate(
         raise ValueError(
             f"{prefix}the output size would be {out} for an {xn} of spatial size {spatial}: "
             f"{pn} is too large (every size must be >= 1)"
+        )
+
+
+def _check_output_bytes(shape, dtype, preferred_element_type) -> None:
+    itemsize = jnp.dtype(preferred_element_type or dtype).itemsize
+    size = math.prod(shape) * itemsize
+    if size > MAX_OUTPUT_BYTES:
+        raise ValueError(
+            f"conv_transpose: the output would have shape {tuple(shape)} ({size / 2**40:.3g} "
+            f"TiB), more than convt computes ({MAX_OUTPUT_BYTES / 2**40:g} TiB): check the "
+            "stride, the padding and the input size"
         )
 
 
@@ -310,6 +336,7 @@ def conv_transpose(
 def _conv_transpose(x, w, b, *, spec, precision, preferred_element_type, method):
     x, w, b = _promote(x, w, b)
     validate(x.shape, w.shape, None if b is None else b.shape, spec)
+    _check_output_bytes(spec.output_shape(x.shape, w.shape), x.dtype, preferred_element_type)
     _check_method(method, spec, w.shape, x.shape[spec.channel_axis])
     if method == "auto":
         y = _auto(

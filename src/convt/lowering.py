@@ -13,8 +13,9 @@ Every function here computes exactly the same result, without bias:
 * `phase_gemm()` -- the same decomposition as one group-batched matrix product
   over the taps' shifted windows (a small im2col; on channels-first inputs each window
   a contiguous slice of the flattened padded image).
-* `matmul()` -- ``kernel == stride`` and ``dilation == 1``: the stamps do not
-  overlap, so one matrix product and a depth-to-space give the full output.
+* `matmul()` -- the dilated kernel within the stride (``kernel == stride`` in most
+  models): the stamps do not overlap, so one matrix product and a depth-to-space give
+  the full output.
 * `col2im()` -- the same decomposition with the product first: one GEMM of the input
   with every tap, then each phase adds its taps' shifted products (a col2im).
 * `tapsum()` -- depthwise layers (one input channel per group): the phase
@@ -47,7 +48,12 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 from jax.sharding import PartitionSpec as P
 
-from convt.spec import ConvTransposeSpec
+from convt.spec import ConvTransposeSpec, effective_kernel
+
+# The lowerings that work stride phase by stride phase (their programs grow with the
+# number of phases, prod(stride)), and the most phases they are traced for.
+PHASE_LOWERINGS = ("phase", "phase_conv", "phase_gemm", "col2im", "tapsum")
+MAX_PHASES = 1024
 
 # ----------------------------------------------------------------------------------------
 # Shared helpers
@@ -610,6 +616,7 @@ def _tangent(name: str, spec: ConvTransposeSpec):
         x_rule, w_rule = (_phase_conv if spec.groups == 1 else phase_gemm), phase_gemm
     elif name == "adjoint":
         plain = spec.groups == 1 and all(d == 1 for d in spec.dilation)
+        plain = plain or math.prod(spec.stride) > MAX_PHASES
         x_rule, w_rule = lhs_dilated, (_adjoint_weight_term if plain else phase_conv)
     else:
         x_rule = w_rule = _PLAIN[name]
@@ -902,11 +909,24 @@ def adjoint(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_typ
 
 
 # ----------------------------------------------------------------------------------------
-# Non-overlapping stamps: kernel == stride, dilation == 1
+# Non-overlapping stamps: the dilated kernel within the stride
+
+
+def stamps_apart(kernel: Sequence[int], spec: ConvTransposeSpec) -> bool:
+    """Whether the stamps never overlap: ``dilation * (kernel - 1) + 1 <= stride`` on
+    every axis (`matmul` applies)."""
+    return all(
+        effective_kernel(k, d) <= s for k, s, d in zip(kernel, spec.stride, spec.dilation)
+    )
 
 
 def matmul(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
-    """One matrix product and a depth-to-space, then the crop (without bias)."""
+    """One matrix product and a depth-to-space, then the crop (without bias).
+
+    Needs stamps that do not overlap: the dilated kernel within the stride on every axis
+    (`stamps_apart`). Where it is shorter (``kernel < stride``), each stamp is padded
+    to the stride, so tracing costs the same whatever the stride.
+    """
     n, groups = spec.ndim, spec.groups
     c_in, c_out_g, *kernel = w.shape
     letters = "abcdefgh"[:n]
@@ -928,12 +948,24 @@ def matmul(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
         precision=precision,
         preferred_element_type=preferred_element_type,
     )
-    full = [m * k for m, k in zip(spatial, kernel)]
+    # Each stamp's taps sit `dilation` apart in a window of `stride`: the zeros between
+    # and after them are an interior and a high padding of the kernel axes.
+    first = 3 if spec.layout == "channels_first" else 1
+    config, crop = [(0, 0, 0)] * y.ndim, []
+    for axis, (k, s, d, (lo, hi)) in enumerate(
+        zip(kernel, spec.stride, spec.dilation, spec.crop)
+    ):
+        extent = effective_kernel(k, d)
+        config[first + 2 * axis + 1] = (0, s - extent, d - 1)
+        crop.append((lo, hi + s - extent))  # the last stamp's padding is past the output
+    if any(c != (0, 0, 0) for c in config):
+        y = lax.pad(y, jnp.zeros((), y.dtype), config)
+    full = [m * s for m, s in zip(spatial, spec.stride)]
     if spec.layout == "channels_first":
         y = _reshape(y, (x.shape[0], groups * c_out_g, *full))
     else:
         y = _reshape(y, (x.shape[0], *full, groups * c_out_g))
-    return crop_axes(y, spec, spec.crop)
+    return crop_axes(y, spec, crop)
 
 
 def phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):

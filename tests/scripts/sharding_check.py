@@ -49,6 +49,12 @@ LAYERS = {  # name: (x shape, w shape, spec, methods)
         ConvTransposeSpec((2, 2), (1, 1), ((1, 0), (1, 0)), 4),
         [*METHODS, "tapsum"],
     ),
+    "gapped": (  # kernel < stride: matmul pads each stamp to the stride
+        (8, 4, 5, 5),
+        (4, 3, 2, 2),
+        ConvTransposeSpec((3, 3), (1, 1), ((1, 0), (1, 0))),
+        ["auto", "lhs_dilated", "matmul", "adjoint"],
+    ),
     "k_eq_s": (
         (8, 4, 5, 5),
         (4, 3, 2, 2),
