@@ -382,6 +382,16 @@ def pair_estimate(estimates: dict[str, dict], forward: str, backward: str) -> fl
     return sum(parts) if min(parts) >= 0 else -1.0
 
 
+def choice_ratios(estimates: dict[str, dict], chosen: str) -> tuple[float, float]:
+    """``chosen``'s forward and forward + backward estimates over the best lowering's
+    (or pair's); negative where ``chosen`` has no estimate."""
+    forward, _, backward = chosen.partition("/")
+    best_f, best_b = best_pair(estimates)
+    ratio_f = estimates[forward]["forward"] / estimates[best_f]["forward"]
+    ours = pair_estimate(estimates, forward, backward or forward)
+    return ratio_f, ours / pair_estimate(estimates, best_f, best_b)
+
+
 def tpu_markdown(rows: list[dict]) -> str:
     """Per generation and layer: every lowering's estimates, the best forward and
     backward, and ``auto``'s choice against them."""
@@ -410,12 +420,8 @@ def tpu_markdown(rows: list[dict]) -> str:
                 e = estimates.get(method)
                 cells.append("" if e is None else " / ".join(_us(e[d]) for d in DIRECTIONS))
             chosen = convt.choose_method(layer.spec(), layer.w_shape, "tpu", layer.input_shape)
-            forward, _, backward = chosen.partition("/")
-            backward = backward or forward
+            ratio_f, ratio_fb = choice_ratios(estimates, chosen)
             best_f, best_b = best_pair(estimates)
-            ratio_f = estimates[forward]["forward"] / estimates[best_f]["forward"]
-            ours = pair_estimate(estimates, forward, backward)
-            ratio_fb = ours / pair_estimate(estimates, best_f, best_b)
             pair = best_f if best_f == best_b else f"{best_f}/{best_b}"
             cells += [f"`{pair}`", f"`{chosen}`", _ratio(ratio_f), _ratio(ratio_fb)]
             lines.append("| " + " | ".join(cells) + " |")

@@ -39,53 +39,13 @@ import torch
 import convt
 import convt.torch as ct
 from convt import choose_method, lowering
+from zoo import ZooLayer
 
 torch.set_num_threads(os.cpu_count() or 1)
 
 
-@dataclass(frozen=True)
-class Layer:
-    name: str
-    model: str
-    x_shape: tuple[int, ...]
-    c_out: int
-    kernel: int
-    stride: int
-    padding: int = 0
-    output_padding: int = 0
-    groups: int = 1
-    dilation: int = 1
-    dtype: str = "float32"  # of the input, weight, bias and cotangent, in both libraries
-
-    @property
-    def ndim(self) -> int:
-        return len(self.x_shape) - 2
-
-    @property
-    def w_shape(self) -> tuple[int, ...]:
-        return (self.x_shape[1], self.c_out // self.groups, *(self.kernel,) * self.ndim)
-
-    @property
-    def kwargs(self) -> dict:
-        return dict(
-            stride=self.stride,
-            padding=self.padding,
-            output_padding=self.output_padding,
-            groups=self.groups,
-            dilation=self.dilation,
-        )
-
-    def flops(self) -> float:
-        """2 x the useful multiply-adds: every input element meets its group's kernel."""
-        n, c_in, *spatial = self.x_shape
-        return (
-            2.0
-            * n
-            * c_in
-            * (self.c_out // self.groups)
-            * self.kernel**self.ndim
-            * math.prod(spatial)
-        )
+# The benchmark's layers are zoo layers (benchmarks/zoo.py), channels-first as in torch.
+Layer = ZooLayer
 
 
 LAYERS = [

@@ -46,18 +46,22 @@ class ZooLayer:
         n, c, *spatial = self.x_shape
         return (n, *spatial, c) if self.channels_last else self.x_shape
 
+    @property
+    def kwargs(self) -> dict:
+        """torch's keyword arguments for the layer."""
+        return dict(
+            stride=self.stride,
+            padding=self.padding,
+            output_padding=self.output_padding,
+            groups=self.groups,
+            dilation=self.dilation,
+        )
+
     def spec(self):
         import convt.torch as ct
 
         return dataclasses.replace(
-            ct.to_spec(
-                self.ndim,
-                stride=self.stride,
-                padding=self.padding,
-                output_padding=self.output_padding,
-                dilation=self.dilation,
-                groups=self.groups,
-            ),
+            ct.to_spec(self.ndim, **self.kwargs),
             layout="channels_last" if self.channels_last else "channels_first",
         )
 

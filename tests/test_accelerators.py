@@ -27,13 +27,7 @@ from helpers import assert_close, randn, reference_conv_transpose, reference_vjp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from accelerators import (  # noqa: E402
-    best_pair,
-    embedded,
-    gpu_structure,
-    is_clean,
-    pair_estimate,
-)
+from accelerators import choice_ratios, embedded, gpu_structure, is_clean  # noqa: E402
 from zoo import ZOO  # noqa: E402
 
 LAYERS = [  # (x shape, w shape, spec): the CPU's choice differs from the GPU's on each
@@ -270,12 +264,10 @@ def test_tpu_rules_within_10_percent_of_the_best_estimate():
             if not estimates:
                 continue
             chosen = choose_method(layer.spec(), layer.w_shape, "tpu", layer.input_shape)
-            forward, _, backward = chosen.partition("/")
-            best_f, best_b = best_pair(estimates)
-            if estimates[forward]["forward"] > 1.1 * estimates[best_f]["forward"]:
+            ratio_f, ratio_fb = choice_ratios(estimates, chosen)
+            if ratio_f > 1.1:
                 misses.add((generation, layer.name, "forward"))
-            ours = pair_estimate(estimates, forward, backward or forward)
-            if ours > 1.1 * pair_estimate(estimates, best_f, best_b) or ours < 0:
+            if ratio_fb > 1.1 or ratio_fb < 0:  # negative: no estimate for the choice
                 misses.add((generation, layer.name, "forward+backward"))
             checked += 1
     assert checked >= 20
