@@ -71,6 +71,11 @@ def choose_method(
     forward, grouped and dilated as the layer is: XLA:GPU zero-stuffs the lhs-dilated
     form of these layers; ``adjoint``'s derivatives). The TPU's rules are in
     `_tpu_method`.
+
+    On every platform, stamps with gaps between them (the dilated kernel shorter than
+    the stride) take ``matmul``, whose program does not grow with the stride, and
+    overlapping layers with more than `lowering.MAX_PHASES` stride phases skip the
+    phase forms (``lhs_dilated``; ``adjoint`` on a GPU).
     """
     kernel = tuple(weight_shape[2:])
     nonoverlapping = all(k == s for k, s in zip(kernel, spec.stride)) and all(
@@ -138,10 +143,10 @@ def _tpu_method(spec: ConvTransposeSpec, weight_shape, nonoverlapping: bool) -> 
     faster: Mask R-CNN's head). Ungrouped, undilated 1-D and 2-D layers take
     ``adjoint``'s derivatives (the weight gradient estimated up to 1.6x faster than
     the lhs-dilated form's, never slower); 3-D ones keep the lhs-dilated derivatives
-    (adjoint's 1.4x slower on MONAI's layer). Depthwise layers take ``tapsum``'s products for the
-    derivatives (``phase_conv``'s grouped weight gradient, ``adjoint``'s there, was
-    estimated 11-30x slower); other grouped and dilated layers, none of them in the
-    zoo, keep the lhs-dilated form (reasoned, not estimated)."""
+    (adjoint's 1.4x slower on MONAI's layer). Depthwise layers take ``tapsum``'s
+    products for the derivatives (``phase_conv``'s grouped weight gradient,
+    ``adjoint``'s there, was estimated 11-30x slower); other grouped and dilated layers,
+    none of them in the zoo, keep the lhs-dilated form (reasoned, not estimated)."""
     depthwise = spec.groups > 1 and weight_shape[0] == spec.groups
     if nonoverlapping:
         if spec.ndim == 2 and all(s == 2 for s in spec.stride):
