@@ -228,3 +228,19 @@ def test_other_frameworks_spellings_through_layer_option():
         convt.equinox.ConvTranspose3d(layer=wide, key=jax.random.key(0))
     with pytest.raises(TypeError, match="convt.layers.Layer"):
         convt.equinox.ConvTranspose(layer="paddle", key=jax.random.key(0))
+
+
+def test_layers_are_jit_arguments():
+    """A converted torch layer and a framework-spelled `Layer` pass through ``jax.jit``
+    as arguments (pytrees without leaves) and give what they give closed over."""
+    import convt.paddle
+    import convt.torch as ct
+
+    params, layer = ct.from_module(torch.nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1))
+    paddle_layer = convt.paddle.Conv2DTranspose(4, 3, 3, stride=2)
+    paddle_params = paddle_layer.init(jax.random.key(0))
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((1, 4, 5, 5)), jnp.float32)
+    step = jax.jit(lambda layer, params, x: layer(params, x))
+    for lay, par in ((layer, params), (paddle_layer, paddle_params)):
+        assert jax.tree_util.tree_leaves(lay) == []
+        np.testing.assert_array_equal(step(lay, par, x), lay(par, x))

@@ -51,6 +51,7 @@ def frozen(value: Any) -> Any:
     return value
 
 
+@jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True)
 class Layer:
     """One framework layer's configuration, static and hashable.
@@ -63,6 +64,10 @@ class Layer:
     Build one with a framework's constructor (``convt.paddle.Conv2DTranspose(...)``,
     ``convt.megengine.ConvTranspose2d(...)``, ``convt.chainer.Deconvolution2D(...)``,
     ``convt.keras.Conv2DTranspose(...)``) or get one from a converter.
+
+    A layer is a pytree without leaves (`jax.tree_util.register_static`): pass it to a
+    ``jax.jit``-compiled function like any argument (it is static there), or keep it in
+    a pytree of parameters and layers.
 
     Attributes:
       convention: the convention's registry name (``"paddle"``).

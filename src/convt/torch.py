@@ -288,14 +288,15 @@ CONVENTION = Convention(
 # ------------------------------------------------------------------ torch modules to JAX
 
 
+@jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True)
 class ConvTranspose:
     """A ``torch.nn.ConvTranspose{1,2,3}d``'s configuration, static and hashable.
 
     ``layer(params, x, output_size=None)`` computes the module's forward with ``params``
     ``{"weight": (C_in, C_out // groups, *k), "bias": (C_out,)}`` (bias optional), so the
-    layer can be closed over or passed as a static argument under ``jax.jit`` while the
-    parameters stay a pytree for ``jax.grad``.
+    layer can be closed over or passed to a ``jax.jit``-compiled function as an argument
+    (a pytree without leaves) while the parameters stay a pytree for ``jax.grad``.
     """
 
     ndim: int
