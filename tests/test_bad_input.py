@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import convt
+import convt.keras
 import convt.onnx
 import convt.paddle
 import convt.tensorflow
@@ -36,10 +37,31 @@ PARAMETERS = (
     "--input-size",
     "the output",
     "channels",
+    "rngs",
+    "key",
+    "filters",
 )
 
 
 X, W = jnp.ones((1, 2, 3, 3)), jnp.ones((2, 2, 3, 3))
+
+
+def _flax():
+    import convt.flax
+
+    return convt.flax
+
+
+def _equinox():
+    import convt.equinox
+
+    return convt.equinox
+
+
+def _rngs():
+    from flax import nnx
+
+    return nnx.Rngs(0)
 
 
 def raises_named(exc_info) -> None:
@@ -72,6 +94,12 @@ def raises_named(exc_info) -> None:
         lambda: convt.tensorflow.conv2d_transpose(
             jnp.ones((2, 4, 4, 3)), jnp.ones((3, 3, 5, 3)), [2, 8, 8, 7], 2, "SAME"
         ),
+        # the layer classes and constructors name their own parameters
+        lambda: _flax().ConvTranspose2d(4, 3, 3),
+        lambda: _flax().ConvTranspose2d(features=3, kernel_size=(3, 3), rngs=_rngs()),
+        lambda: _equinox().ConvTranspose2d(4, 3, 3),
+        lambda: convt.keras.Conv2DTranspose(0, 3, in_channels=4),
+        lambda: convt.keras.Conv2DTranspose(4, 3),
         # more output than anything can hold, refused before any work
         lambda: ct.conv_transpose2d(jnp.ones((1, 1, 5, 5)), jnp.ones((1, 1, 3, 3)), stride=10**6),
     ],

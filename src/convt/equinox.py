@@ -312,7 +312,7 @@ def _make_layer():
             num_spatial_dims: int | None = None,
             dtype: Any = jnp.float32,
             method: str = "auto",
-            key: jax.Array,
+            key: jax.Array | None = None,
             **kwargs: Any,
         ):
             self.layer, params = layers.module_layer(
@@ -321,6 +321,7 @@ def _make_layer():
                 layer=layer,
                 params=params,
                 key=key,
+                key_hint="key=jax.random.key(0)",
                 dtype=dtype,
                 num_spatial_dims=num_spatial_dims,
                 framework=FRAMEWORK,

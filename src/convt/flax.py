@@ -241,7 +241,7 @@ def _make_layer():
             num_spatial_dims: int | None = None,
             dtype: Any = jnp.float32,
             method: str = "auto",
-            rngs: nnx.Rngs,
+            rngs: nnx.Rngs | None = None,
             **kwargs: Any,
         ):
             self.layer, params = layers.module_layer(
@@ -249,7 +249,8 @@ def _make_layer():
                 kwargs,
                 layer=layer,
                 params=params,
-                key=rngs.params(),
+                key=None if rngs is None else rngs.params(),
+                key_hint="rngs=nnx.Rngs(0)",
                 dtype=dtype,
                 num_spatial_dims=num_spatial_dims,
                 framework=FRAMEWORK,

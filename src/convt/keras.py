@@ -398,7 +398,7 @@ def _layer(
     activation: Any = None,
     use_bias: bool = True,
     *,
-    in_channels: int,
+    in_channels: int | None = None,
     backend: str = "tensorflow",
 ) -> layers.Layer:
     if activation not in LINEAR_ACTIVATIONS:
@@ -406,8 +406,13 @@ def _layer(
             f"keras: activation={activation!r}: the layer computes the convolution only; build "
             "it with activation=None and apply the activation (jax.nn...) to its output"
         )
+    if in_channels is None:
+        raise TypeError(
+            f"keras: Conv{ndim}DTranspose needs in_channels= (Keras infers it from the first "
+            "input; convt builds the layer and its parameters up front)"
+        )
     in_channels, filters, _, kernel = layers.check_shapes(
-        FRAMEWORK, in_channels, filters, 1, kernel_size, ndim
+        FRAMEWORK, in_channels, filters, 1, kernel_size, ndim, out_channels_name="filters"
     )
     config = dict(
         strides=fe.int_tuple(strides, ndim, "strides", FRAMEWORK),

@@ -175,16 +175,18 @@ def check_shapes(
     kernel_size: Any,
     ndim: int,
     kernel_name: str = "kernel_size",
+    out_channels_name: str = "out_channels",
 ) -> tuple[int, int, int, tuple[int, ...]]:
     """A layer's ``(in_channels, out_channels, groups, kernel)`` as ints, divisible as a
-    grouped layer needs, the kernel one positive size per spatial axis."""
+    grouped layer needs, the kernel one positive size per spatial axis (errors name the
+    framework's parameters: ``out_channels_name`` is Keras's ``filters``)."""
     in_channels = fe.check_int(in_channels, "in_channels", framework)
-    out_channels = fe.check_int(out_channels, "out_channels", framework)
+    out_channels = fe.check_int(out_channels, out_channels_name, framework)
     groups = fe.check_int(groups, "groups", framework)
     if in_channels % groups or out_channels % groups:
         raise ValueError(
-            f"{framework}: in_channels ({in_channels}) and out_channels ({out_channels}) must "
-            f"be divisible by groups ({groups})"
+            f"{framework}: in_channels ({in_channels}) and {out_channels_name} "
+            f"({out_channels}) must be divisible by groups ({groups})"
         )
     kernel = fe.int_tuple(kernel_size, ndim, kernel_name, framework)
     fe.check_at_least(kernel, 1, kernel_name, framework)
@@ -286,18 +288,35 @@ def module_layer(
     *,
     layer: Layer | None,
     params: Mapping[str, Any] | None,
-    key: jax.Array,
+    key: jax.Array | None,
+    key_hint: str,
     dtype: Any,
     num_spatial_dims: int | None,
     framework: str,
 ) -> tuple[Any, dict]:
     """What a flax or equinox layer holds: ``(layer, params)``, from torch's constructor
     arguments (``torch_args``, ``torch_kwargs``; torch's initialisation) or from another
-    framework's `Layer` (``layer=``; that framework's initialisation, or ``params``)."""
+    framework's `Layer` (``layer=``; that framework's initialisation, or ``params``).
+    ``key`` draws the parameters (``key_hint``: how the layer class takes it)."""
+    if key is None and params is None:
+        raise TypeError(
+            f"{framework}: the layer needs {key_hint} to initialise its parameters (or "
+            "layer= with params=)"
+        )
     if layer is None:
         if params is not None:
             raise TypeError(f"{framework}: params= goes with layer=")
-        arguments = _torch_arguments(*torch_args, **torch_kwargs)
+        try:
+            arguments = _torch_arguments(*torch_args, **torch_kwargs)
+        except TypeError as err:
+            problem = str(err).replace("_torch_arguments() ", "")
+            problem = problem if problem.startswith("got") else f"is {problem}"
+            raise TypeError(
+                f"{framework}: the layer takes torch's arguments (in_channels, out_channels, "
+                "kernel_size, stride=1, padding=0, output_padding=0, groups=1, bias=True, "
+                "dilation=1) or layer= (another framework's, e.g. "
+                f"convt.keras.Conv2DTranspose(...)): it {problem}"
+            ) from None
         bias = arguments.pop("bias")
         torch_layer_, weight_shape = torch_layer(
             **arguments, num_spatial_dims=num_spatial_dims, framework=framework
