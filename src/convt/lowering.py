@@ -407,8 +407,13 @@ def _grouped_matmul(lhs, rhs, precision, preferred_element_type):
     )
 
 
-def _phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
-    """Sub-pixel decomposition: one stride-1 convolution for all phases, interleaved."""
+def phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+    """The sub-pixel decomposition as one stride-1 convolution for all phases,
+    interleaved (without bias), differentiated by JAX: its input and weight gradients
+    are convolutions too, with the phase kernel's window and no zero-stuffing, grouped
+    or dilated layers included (XLA:GPU runs all three as cuDNN convolutions, the weight
+    gradient as backward-filter). `phase` keeps the forward and computes the weight
+    gradient as a GEMM instead, which XLA's CPU backend runs faster."""
     plans = _plans(x, w, spec)
     n, groups = spec.ndim, spec.groups
     kernel = _phase_kernel(w, groups, plans)  # (g, I, *U, *P, c)
@@ -613,7 +618,7 @@ def _tangent(name: str, spec: ConvTransposeSpec):
     if name == "col2im":
         return _col2im_tangent
     if name == "phase":
-        x_rule, w_rule = (_phase_conv if spec.groups == 1 else phase_gemm), phase_gemm
+        x_rule, w_rule = (phase_conv if spec.groups == 1 else phase_gemm), phase_gemm
     elif name == "adjoint":
         plain = spec.groups == 1 and all(d == 1 for d in spec.dilation)
         plain = plain or math.prod(spec.stride) > MAX_PHASES
@@ -899,8 +904,9 @@ def adjoint(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_typ
     JAX transposes ``C``'s weight gradient back into a convolution with feature groups,
     and XLA:GPU runs that, and a dilated one, as a forward convolution over the whole
     image; the phase convolution's weight gradient is a backward-filter convolution
-    with the phase kernel's window, batch groups and dilation included. A custom JVP (`split`) whose
-    terms reverse mode transposes, so forward mode and higher derivatives work too.
+    with the phase kernel's window, batch groups and dilation included. A custom JVP
+    (`split`) whose terms reverse mode transposes, so forward mode and higher
+    derivatives work too.
     ``"phase_conv/adjoint"`` keeps these derivatives with a forward that needs no
     zero-stuffing (grouped and dilated layers, which XLA:GPU does not hand to
     backward-data).
@@ -968,16 +974,6 @@ def matmul(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     return crop_axes(y, spec, crop)
 
 
-def phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
-    """The sub-pixel decomposition's stride-1 convolution, differentiated by JAX (without
-    bias): its input and weight gradients are convolutions too, with the phase
-    kernel's window and no zero-stuffing, grouped or dilated layers included (XLA:GPU
-    runs all three as cuDNN convolutions, the weight gradient as backward-filter).
-    `phase` keeps the forward and computes the weight gradient as a GEMM instead, which
-    XLA's CPU backend runs faster."""
-    return _phase_conv(x, w, spec, precision, preferred_element_type)
-
-
 LOWERINGS = {
     "lhs_dilated": lhs_dilated,
     "phase": phase,
@@ -990,7 +986,7 @@ LOWERINGS = {
 }
 # Without custom derivatives (the tangent rules of `split`): `phase`'s forward is its
 # convolution, `col2im`'s keeps the taps last, `adjoint`'s is the lhs-dilated one.
-_PLAIN = {**LOWERINGS, "phase": _phase_conv, "col2im": _col2im, "adjoint": lhs_dilated}
+_PLAIN = {**LOWERINGS, "phase": phase_conv, "col2im": _col2im, "adjoint": lhs_dilated}
 
 
 def lower(method: str):
