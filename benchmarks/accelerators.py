@@ -382,6 +382,19 @@ def pair_estimate(estimates: dict[str, dict], forward: str, backward: str) -> fl
     return sum(parts) if min(parts) >= 0 else -1.0
 
 
+def recorded_layers(rows: list[dict], generation: str):
+    """``(zoo layer, {method: estimates})`` for each zoo layer with estimates on
+    ``generation``, in the zoo's order."""
+    for layer in ZOO:
+        estimates = {
+            r["method"]: r
+            for r in rows
+            if r["generation"] == generation and r["layer"] == layer.name
+        }
+        if estimates:
+            yield layer, estimates
+
+
 def choice_ratios(estimates: dict[str, dict], chosen: str) -> tuple[float, float]:
     """``chosen``'s forward and forward + backward estimates over the best lowering's
     (or pair's); negative where ``chosen`` has no estimate."""
@@ -407,14 +420,7 @@ def tpu_markdown(rows: list[dict]) -> str:
             "| `auto` | `auto` / best, forward | forward + backward |",
             "| --- | " + " | ".join("---" for _ in _methods(rows)) + " | --- | --- | ---: | ---: |",
         ]
-        for layer in ZOO:
-            estimates = {
-                r["method"]: r
-                for r in rows
-                if r["generation"] == generation and r["layer"] == layer.name
-            }
-            if not estimates:
-                continue
+        for layer, estimates in recorded_layers(rows, generation):
             cells = [layer.model + _variant_note(layer)]
             for method in _methods(rows):
                 e = estimates.get(method)

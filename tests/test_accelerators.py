@@ -27,7 +27,13 @@ from helpers import assert_close, randn, reference_conv_transpose, reference_vjp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from accelerators import choice_ratios, embedded, gpu_structure, is_clean  # noqa: E402
+from accelerators import (  # noqa: E402
+    choice_ratios,
+    embedded,
+    gpu_structure,
+    is_clean,
+    recorded_layers,
+)
 from zoo import ZOO  # noqa: E402
 
 LAYERS = [  # (x shape, w shape, spec): the CPU's choice differs from the GPU's on each
@@ -255,14 +261,7 @@ def test_tpu_rules_within_10_percent_of_the_best_estimate():
     rows = json.loads((RESULTS / "accelerators_tpu.json").read_text())["rows"]
     misses, checked = set(), 0
     for generation in {row["generation"] for row in rows}:
-        for layer in ZOO:
-            estimates = {
-                row["method"]: row
-                for row in rows
-                if row["generation"] == generation and row["layer"] == layer.name
-            }
-            if not estimates:
-                continue
+        for layer, estimates in recorded_layers(rows, generation):
             chosen = choose_method(layer.spec(), layer.w_shape, "tpu", layer.input_shape)
             ratio_f, ratio_fb = choice_ratios(estimates, chosen)
             if ratio_f > 1.1:
