@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from convt.convention import NotExpressible
-from convt.core import conv_transpose, validate
+from convt.core import conv_transpose, reject_non_array, validate
 from convt.spec import (
     ConvTransposeSpec,
     as_int_tuple,
@@ -49,12 +49,7 @@ def check_array(value: Any, name: str, framework: str, *, floating: bool = True)
     ``floating``, integer or boolean arrays (transposed convolution needs floats)."""
     if value is None:
         return
-    if isinstance(value, (list, tuple, dict, set, str, bytes)):
-        hint = "; convert it with jnp.asarray" if isinstance(value, (list, tuple)) else ""
-        raise TypeError(
-            f"{framework}: {name} must be an array (jax.Array or numpy.ndarray), got a "
-            f"{type(value).__name__}{hint}"
-        )
+    reject_non_array(value, name, f"{framework}: ")
     if not isinstance(value, (jax.Array, np.ndarray, np.generic, jax.core.Tracer)):
         top = type(value).__module__.split(".")[0]
         if top in FOREIGN_ARRAY_MODULES:
@@ -188,10 +183,7 @@ def check_size_range(sizes, smallest, stride, framework: str, name: str = "outpu
 
 def require_array(value: Any, name: str, framework: str) -> None:
     """A ``TypeError`` naming the parameter for a missing (``None``) array."""
-    if value is None:
-        raise TypeError(
-            f"{framework}: {name} must be an array (jax.Array or numpy.ndarray), got None"
-        )
+    reject_non_array(value, name, f"{framework}: ")
     check_array(value, name, framework, floating=False)
 
 

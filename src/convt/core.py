@@ -267,6 +267,17 @@ def validate(
         )
 
 
+def reject_non_array(value: Any, name: str, prefix: str = "") -> None:
+    """A ``TypeError`` naming the parameter for what is no array at all: ``None``, Python
+    lists and other containers, strings (``prefix``: the operation or framework)."""
+    if value is None or isinstance(value, (list, tuple, dict, set, str, bytes)):
+        kind = "None" if value is None else f"a {type(value).__name__}"
+        hint = "; convert it with jnp.asarray" if isinstance(value, (list, tuple)) else ""
+        raise TypeError(
+            f"{prefix}{name} must be an array (jax.Array or numpy.ndarray), got {kind}{hint}"
+        )
+
+
 def _check_output_bytes(shape, dtype, preferred_element_type) -> None:
     itemsize = jnp.dtype(preferred_element_type or dtype).itemsize
     size = math.prod(shape) * itemsize
@@ -320,10 +331,7 @@ def conv_transpose(
             f"got {type(spec).__name__}"
         )
     for name, value in (("x", x), ("w", w)):
-        if value is None or isinstance(value, (list, tuple, dict, str, bytes)):
-            raise TypeError(
-                f"conv_transpose: {name} must be an array, got {type(value).__name__}"
-            )
+        reject_non_array(value, name, "conv_transpose: ")
     return _conv_transpose(
         x,
         w,
