@@ -303,7 +303,7 @@ assert e_unet < 1e-5 and e_voc < 1e-5
     (
         "markdown",
         """
-## Training in JAX: `convt.flax.ConvTranspose`
+## Training in JAX: `convt.layers.flax.ConvTranspose`
 
 The vocoder's upsampler rebuilt from flax nnx layers that take torch's arguments (and
 initialise as torch does), started from the converted weights and trained for a few steps
@@ -319,8 +319,8 @@ import convt.flax
 
 class JaxUpsampler(nnx.Module):
     def __init__(self, rngs):
-        self.ups = nnx.List([convt.flax.ConvTranspose1d(16, 8, 16, 8, 4, rngs=rngs),
-                             convt.flax.ConvTranspose1d(8, 4, 4, 2, 1, rngs=rngs)])
+        self.ups = nnx.List([convt.layers.flax.ConvTranspose1d(16, 8, 16, 8, 4, rngs=rngs),
+                             convt.layers.flax.ConvTranspose1d(8, 4, 4, 2, 1, rngs=rngs)])
 
     def __call__(self, x):
         for up in self.ups:
@@ -354,7 +354,7 @@ assert losses[-1] < losses[0]
 ## Training in equinox: the DCGAN generator
 
 The DCGAN generator from the top of this notebook, converted by `from_model` and held
-in `convt.equinox.ConvTranspose2d` modules (the converted layer and parameters through
+in `convt.layers.equinox.ConvTranspose2d` modules (the converted layer and parameters through
 `layer=` and `params=`), checked against torch, then trained for a few steps with
 `jax.grad` to fit a fixed batch of images.
 """,
@@ -371,7 +371,7 @@ class Generator(eqx.Module):
     ups: list
 
     def __init__(self, converted, key):
-        self.ups = [convt.equinox.ConvTranspose2d(layer=layer, params=params, key=key)
+        self.ups = [convt.layers.equinox.ConvTranspose2d(layer=layer, params=params, key=key)
                     for params, layer in converted.values()]
 
     def __call__(self, z):  # one unbatched latent (C, 1, 1), equinox's convention

@@ -47,15 +47,15 @@ X, W = jnp.ones((1, 2, 3, 3)), jnp.ones((2, 2, 3, 3))
 
 
 def _flax():
-    import convt.flax
+    import convt.layers.flax
 
-    return convt.flax
+    return convt.layers.flax
 
 
 def _equinox():
-    import convt.equinox
+    import convt.layers.equinox
 
-    return convt.equinox
+    return convt.layers.equinox
 
 
 def _rngs():

@@ -49,3 +49,14 @@ def test_haiku_output_shape():
         jnp.ones((5, 5, 3)), jnp.ones((3, 3, 8, 3)), stride=2, output_shape=(9, 9)
     )
     assert y.shape == (9, 9, 8)
+
+
+def test_porting_guide_layer_class_example():
+    """The porting guide's example of the flax and equinox layer classes runs as written."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "porting.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    (block,) = [b for b in blocks if "convt.layers.flax.ConvTranspose2d(16" in b]
+    exec(compile(block, "docs/porting.md", "exec"), {})

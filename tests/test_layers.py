@@ -1,4 +1,4 @@
-"""convt.flax.ConvTranspose (nnx) and convt.equinox.ConvTranspose against torch's
+"""convt.layers.flax.ConvTranspose (nnx) and convt.layers.equinox.ConvTranspose against torch's
 modules: outputs, gradients, output_size, and torch's initialisation."""
 
 import math
@@ -11,8 +11,8 @@ import pytest
 import torch
 from flax import nnx
 
-import convt.equinox
-import convt.flax
+import convt.layers.equinox
+import convt.layers.flax
 from helpers import assert_close
 
 CONFIGS = [  # ndim, in, out, kernel, stride, padding, output_padding, groups, bias, dilation
@@ -41,7 +41,7 @@ def reference(module, x, g):
 def test_nnx_layer_matches_torch(config):
     ndim, c_in, c_out, k, s, p, op, g, bias, d = config
     module = torch_module(*config)
-    layer = convt.flax.ConvTranspose(
+    layer = convt.layers.flax.ConvTranspose(
         c_in, c_out, k, s, p, op, g, bias, d, num_spatial_dims=ndim, rngs=nnx.Rngs(0)
     )
     layer.weight.set_value(jnp.asarray(module.weight.detach().numpy()))
@@ -76,7 +76,7 @@ def test_nnx_layer_matches_torch(config):
 def test_equinox_layer_matches_torch_unbatched(config):
     ndim, c_in, c_out, k, s, p, op, g, bias, d = config
     module = torch_module(*config)
-    cls = getattr(convt.equinox, f"ConvTranspose{ndim}d")
+    cls = getattr(convt.layers.equinox, f"ConvTranspose{ndim}d")
     layer = cls(c_in, c_out, k, s, p, op, g, bias, d, key=jax.random.key(0))
     layer = eqx.tree_at(lambda m: m.weight, layer, jnp.asarray(module.weight.detach().numpy()))
     if bias:
@@ -103,7 +103,7 @@ def test_equinox_layer_matches_torch_unbatched(config):
 
 def test_output_size_at_call_time():
     module = torch.nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1)
-    layer = convt.equinox.ConvTranspose2d(2, 3, 3, 2, 1, key=jax.random.key(0))
+    layer = convt.layers.equinox.ConvTranspose2d(2, 3, 3, 2, 1, key=jax.random.key(0))
     layer = eqx.tree_at(lambda m: m.weight, layer, jnp.asarray(module.weight.detach().numpy()))
     layer = eqx.tree_at(lambda m: m.bias, layer, jnp.asarray(module.bias.detach().numpy()))
     x = np.random.default_rng(2).standard_normal((2, 5, 5)).astype(np.float32)
@@ -125,8 +125,10 @@ def test_initialisation_is_torchs(shape):
     bound = math.sqrt(groups / (c_out * math.prod(k)))
     torch_w = module.weight.detach().numpy().ravel()
     assert np.abs(torch_w).max() <= bound and np.abs(torch_w).max() > 0.95 * bound
-    layer = convt.flax.ConvTranspose(c_in, c_out, k, groups=groups, rngs=nnx.Rngs(3))
-    eqx_layer = convt.equinox.ConvTranspose(c_in, c_out, k, groups=groups, key=jax.random.key(4))
+    layer = convt.layers.flax.ConvTranspose(c_in, c_out, k, groups=groups, rngs=nnx.Rngs(3))
+    eqx_layer = convt.layers.equinox.ConvTranspose(
+        c_in, c_out, k, groups=groups, key=jax.random.key(4)
+    )
     for w, b in (
         (np.asarray(layer.weight.get_value()), np.asarray(layer.bias.get_value())),
         (np.asarray(eqx_layer.weight), np.asarray(eqx_layer.bias)),
@@ -144,7 +146,7 @@ def test_initialisation_is_torchs(shape):
 
 
 def test_training_steps_lower_the_loss():
-    layer = convt.flax.ConvTranspose(4, 2, 4, 2, 1, num_spatial_dims=2, rngs=nnx.Rngs(0))
+    layer = convt.layers.flax.ConvTranspose(4, 2, 4, 2, 1, num_spatial_dims=2, rngs=nnx.Rngs(0))
     x = jax.random.normal(jax.random.key(1), (8, 4, 6, 6))
     target = jax.random.normal(jax.random.key(2), (8, 2, 12, 12))
 
@@ -203,31 +205,31 @@ def test_other_frameworks_spellings_through_layer_option():
         i for i in range(60) if not _fixture_layer("paddle", i)[4]["call"]
     )
     layer, params, x, y, _ = _fixture_layer("paddle", meta_index)
-    module = convt.flax.ConvTranspose(layer=layer, params=params, rngs=nnx.Rngs(0))
+    module = convt.layers.flax.ConvTranspose(layer=layer, params=params, rngs=nnx.Rngs(0))
     assert_close(nnx.jit(lambda m, x: m(x))(module, x), y)
 
     layer, params, x, y, _ = _fixture_layer("chainer", 1)
-    module = convt.equinox.ConvTranspose(layer=layer, params=params, key=jax.random.key(0))
+    module = convt.layers.equinox.ConvTranspose(layer=layer, params=params, key=jax.random.key(0))
     assert_close(eqx.filter_jit(lambda m, x: jax.vmap(m)(x))(module, x), y)  # unbatched calls
     assert_close(module(x), y)
 
     # initialised as the framework initialises: chainer's LeCunNormal, paddle's Xavier
     wide = convt.chainer.Deconvolution2D(64, 32, 4, stride=2, pad=1)
-    module = convt.equinox.ConvTranspose2d(layer=wide, key=jax.random.key(1))
+    module = convt.layers.equinox.ConvTranspose2d(layer=wide, key=jax.random.key(1))
     assert abs(float(jnp.std(module.weight)) * math.sqrt(32 * 16) - 1) < 0.03
     assert not np.any(module.bias)
-    module = convt.flax.ConvTranspose(
+    module = convt.layers.flax.ConvTranspose(
         layer=convt.paddle.Conv1DTranspose(64, 32, 7), rngs=nnx.Rngs(2)
     )
     bound = math.sqrt(6 / (96 * 7))
     assert float(jnp.max(jnp.abs(module.weight.get_value()))) <= bound
 
     with pytest.raises(TypeError, match="not both"):
-        convt.flax.ConvTranspose(4, 4, 3, layer=wide, rngs=nnx.Rngs(0))
+        convt.layers.flax.ConvTranspose(4, 4, 3, layer=wide, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="3-D layer class"):
-        convt.equinox.ConvTranspose3d(layer=wide, key=jax.random.key(0))
+        convt.layers.equinox.ConvTranspose3d(layer=wide, key=jax.random.key(0))
     with pytest.raises(TypeError, match="convt.layers.Layer"):
-        convt.equinox.ConvTranspose(layer="paddle", key=jax.random.key(0))
+        convt.layers.equinox.ConvTranspose(layer="paddle", key=jax.random.key(0))
 
 
 def test_layers_are_jit_arguments():
@@ -244,3 +246,28 @@ def test_layers_are_jit_arguments():
     for lay, par in ((layer, params), (paddle_layer, paddle_params)):
         assert jax.tree_util.tree_leaves(lay) == []
         np.testing.assert_array_equal(step(lay, par, x), lay(par, x))
+
+
+def test_old_layer_names_warn_and_are_the_new_classes():
+    import convt.equinox
+    import convt.flax
+
+    for module, new in ((convt.flax, convt.layers.flax), (convt.equinox, convt.layers.equinox)):
+        for name in new.__all__:
+            with pytest.warns(DeprecationWarning, match=f"convt.layers.{new.FRAMEWORK}"):
+                assert getattr(module, name) is getattr(new, name)
+
+
+def test_layer_classes_show_their_signatures():
+    """help() and IDEs see torch's arguments, and the classes are named as they are."""
+    import inspect
+
+    for module in (convt.layers.flax, convt.layers.equinox):
+        for name in module.__all__:
+            cls = getattr(module, name)
+            assert cls.__name__ == name and cls.__module__ == module.__name__
+            parameters = list(inspect.signature(cls.__init__).parameters)
+            assert parameters[1:4] == ["in_channels", "out_channels", "kernel_size"]
+            assert cls.__doc__
+    with pytest.raises(ValueError, match="2-D, got num_spatial_dims=3"):
+        convt.layers.flax.ConvTranspose2d(2, 2, 3, num_spatial_dims=3, rngs=nnx.Rngs(0))

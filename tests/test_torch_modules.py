@@ -1,6 +1,7 @@
 """convt.torch.from_module / from_model against live torch modules: outputs and
 gradients, weight_norm (both forms) and spectral_norm (eval) folded exactly."""
 
+import math
 import subprocess
 import sys
 
@@ -152,7 +153,39 @@ def test_from_model_keys_are_named_modules_paths():
     (p0, l0), (p1, l1) = layers["0"], layers["2.block.1"]
     got = l1(p1, jax.nn.relu(l0(p0, jnp.asarray(x))))
     assert_close(got, want)
-    assert hash(l0) == hash(convt.torch.ConvTranspose(2, (2, 2), (1, 1), (0, 0), (1, 1), 1))
+    assert l0 == convt.torch.ConvTranspose2d(8, 4, 4, 2, 1)
+    assert hash(l0) == hash(convt.torch.ConvTranspose2d(8, 4, 4, 2, 1))
+
+
+def test_torch_layer_constructors_and_init():
+    """``convt.torch.ConvTranspose2d(...)`` is a `convt.layers.Layer` that computes the
+    module's forward, initialised with torch's bounds."""
+    module = nn.ConvTranspose2d(6, 4, (3, 2), stride=2, padding=1, output_padding=1, groups=2)
+    layer = convt.torch.ConvTranspose2d(
+        6, 4, (3, 2), stride=2, padding=1, output_padding=1, groups=2
+    )
+    assert isinstance(layer, convt.layers.Layer)
+    params = {"weight": jnp.asarray(module.weight.detach().numpy())}
+    params["bias"] = jnp.asarray(module.bias.detach().numpy())
+    x = np.random.default_rng(1).standard_normal((2, 6, 4, 5)).astype(np.float32)
+    with torch.no_grad():
+        want = module(torch.tensor(x), output_size=[8, 9]).numpy()
+    assert_close(layer(params, jnp.asarray(x), output_size=[8, 9]), want)
+    drawn = layer.init(jax.random.key(0))
+    bound = 1 / math.sqrt(2 * 3 * 2)  # torch: 1 / sqrt(C_out / groups * prod(kernel))
+    assert drawn["weight"].shape == module.weight.shape
+    assert float(jnp.max(jnp.abs(drawn["weight"]))) <= bound
+    assert float(jnp.max(jnp.abs(drawn["weight"]))) > 0.9 * bound
+    with pytest.raises(ValueError, match="output_padding"):
+        convt.torch.ConvTranspose1d(2, 2, 3, stride=2, output_padding=2)
+
+
+def test_deprecated_torch_layer_still_works():
+    with pytest.warns(DeprecationWarning, match="from_module returns"):
+        legacy = convt.torch.ConvTranspose(2, (2, 2), (1, 1), (0, 0), (1, 1), 1)
+    params, layer = convt.torch.from_module(nn.ConvTranspose2d(3, 2, 4, 2, 1))
+    x = jnp.ones((1, 3, 4, 4))
+    assert_close(legacy(params, x), layer(params, x))
 
 
 def test_spectral_norm_in_training_mode_is_refused():

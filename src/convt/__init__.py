@@ -7,32 +7,17 @@ then ``convt.torch.conv_transpose2d(...)`` works without importing the others.
 
 import importlib
 
+from convt import convention as _registry
 from convt.core import METHODS, choose_method, conv_transpose
 from convt.spec import ConvTransposeSpec
 
 __all__ = ["METHODS", "ConvTransposeSpec", "choose_method", "conv_transpose"]
 __version__ = "0.1.0"
 
-# Submodules loaded on attribute access: the conventions and the supporting modules.
-_LAZY = (
-    "torch",
-    "chainer",
-    "chainerx",
-    "paddle",
-    "megengine",
-    "lax",
-    "onnx",
-    "tensorflow",
-    "keras",
-    "mindspore",
-    "mxnet",
-    "flax",
-    "equinox",
-    "haiku",
-    "convention",
-    "lowering",
-    "cli",
-)
+# Submodules loaded on attribute access: every registered convention's module, and the
+# supporting modules.
+_SUPPORTING = ("convention", "core", "spec", "lowering", "layers", "cli")
+_LAZY = (*(module.rpartition(".")[2] for module in _registry.MODULES.values()), *_SUPPORTING)
 
 
 def __getattr__(name: str):

@@ -24,7 +24,7 @@ import numpy as np
 
 from convt import _frontend as fe
 from convt import layers
-from convt.convention import Convention, Option, standard_options
+from convt.convention import Convention, Option, calls, standard_options
 from convt.spec import ConvTransposeSpec, effective_kernel
 
 FRAMEWORK = "chainer"
@@ -291,7 +291,13 @@ def DeconvolutionND(  # noqa: N802 - chainer's name
     if in_channels is None or ksize is None:
         raise TypeError("chainer: in_channels and ksize must be given (no lazy shapes)")
     in_channels, out_channels, groups, kernel = layers.check_shapes(
-        FRAMEWORK, in_channels, out_channels, groups, ksize, ndim, kernel_name="ksize"
+        FRAMEWORK,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        groups=groups,
+        kernel_size=ksize,
+        ndim=ndim,
+        kernel_name="ksize",
     )
     if outsize is not None and all(v is None for v in outsize):
         outsize = None  # Deconvolution2D stores (None, None) for "not given"
@@ -305,7 +311,6 @@ def DeconvolutionND(  # noqa: N802 - chainer's name
     to_spec(ndim, **{k: v for k, v in config.items() if k != "outsize"})  # chainer's checks
     return layers.Layer(
         convention=FRAMEWORK,
-        function="deconvolution_nd",
         in_channels=in_channels,
         out_channels=out_channels,
         kernel_size=kernel,
@@ -352,7 +357,9 @@ def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> di
     ``LeCunNormal``, ``N(0, 1 / fan_in)`` with ``fan_in = (c_O / groups) prod(ksize)``
     (chainer's fans of the ``(c_I, c_O / groups, *k)`` weight), the bias zeros."""
     std = 1 / math.sqrt(math.prod(layer.weight_shape[1:]))
-    return layers.drawn_params(key, layer, ("normal", std), ("zeros", 0.0), dtype)
+    return layers.drawn_params(
+        key, layer, weight_init=("normal", std), bias_init=("zeros", 0.0), dtype=dtype
+    )
 
 
 def from_link(link: Any) -> tuple[dict, layers.Layer]:
@@ -452,4 +459,6 @@ CONVENTION = Convention(
         *standard_options("groups"),
     ),
     summary="chainer.functions.deconvolution_{1,2,3,n}d",
+    layer_call=calls(deconvolution_nd),
+    init=init,
 )

@@ -9,12 +9,18 @@ with one `Convention` named ``CONVENTION``:
   parameters (by the framework's names) to the canonical spec. ``kernel_size`` and
   ``input_size`` (spatial sizes) are accepted by every convention; the ones whose crop
   depends on sizes (``output_size``, ``outsize``, ``"SAME"``) need them.
-* ``from_spec(spec, input_size=None, kernel_size=None)``: the inverse, a dict of the
+* ``from_spec(spec, *, kernel_size=None, input_size=None)``: the inverse, a dict of the
   framework's parameters, or `NotExpressible` saying why there is none.
 * ``weight_to_canonical`` / ``weight_from_canonical``: the framework's weight layout to
   and from ``(C_in, C_out // groups, *kernel)``; ``bias_to_canonical`` /
   ``bias_from_canonical``: its bias to and from ``(C_out,)``.
 * ``options``: the parameters the command line takes, named as the framework names them.
+* ``layer_call`` and ``init`` (the conventions that have layers): a
+  `convt.layers.Layer`'s forward in the framework's front-end, and the framework's
+  default initialisation of its parameters.
+
+Each callable is typed by a Protocol below (`ToSpec`, `FromSpec`, `WeightMap`,
+`BiasMap`, `LayerCall`, `LayerInit`), whose docstring is the contract.
 
 The CLI, ``convt translate``, the converters and the tests iterate over
 `conventions()` instead of knowing each framework. Framework modules are imported
@@ -25,10 +31,35 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from convt.spec import ConvTransposeSpec
+
+if TYPE_CHECKING:
+    import jax
+
+    from convt.layers import Layer
+
+__all__ = [
+    "MODULES",
+    "BiasMap",
+    "Convention",
+    "FromSpec",
+    "LayerCall",
+    "LayerInit",
+    "NotExpressible",
+    "Option",
+    "ToSpec",
+    "WeightMap",
+    "calls",
+    "calls_by_rank",
+    "canonical_name",
+    "conventions",
+    "get",
+    "identity_bias",
+    "identity_weight",
+    "standard_options",
+]
 
 # name -> module; the order is the order of the docs and the CLI's help.
 MODULES: dict[str, str] = {
@@ -103,20 +134,98 @@ def identity_bias(bias: Any, *, ndim: int) -> Any:
     return bias
 
 
-@dataclasses.dataclass(frozen=True)
+class ToSpec(Protocol):
+    """The framework's parameters (by the framework's names, keyword only) to the
+    canonical spec of an ``ndim``-D layer. ``kernel_size`` and ``input_size`` (spatial
+    sizes) are accepted by every convention; those whose crop depends on sizes need them.
+    Raises ``ValueError``/``TypeError`` naming the framework's parameter."""
+
+    def __call__(
+        self,
+        ndim: int,
+        *,
+        kernel_size: Any = None,
+        input_size: Any = None,
+        **params: Any,
+    ) -> ConvTransposeSpec: ...
+
+
+class FromSpec(Protocol):
+    """The framework's parameters for a spec (a dict), or `NotExpressible` saying why
+    there are none; ``kernel_size`` and ``input_size`` as in `ToSpec`."""
+
+    def __call__(
+        self, spec: ConvTransposeSpec, *, kernel_size: Any = None, input_size: Any = None
+    ) -> dict: ...
+
+
+class WeightMap(Protocol):
+    """A weight between the framework's layout and the canonical ``(C_in, C_out //
+    groups, *kernel)``, for an ``ndim``-D layer with ``groups``."""
+
+    def __call__(self, weight: Any, *, ndim: int, groups: int) -> Any: ...
+
+
+class BiasMap(Protocol):
+    """A bias between the framework's shape and the canonical ``(C_out,)``."""
+
+    def __call__(self, bias: Any, *, ndim: int) -> Any: ...
+
+
+class LayerCall(Protocol):
+    """A `convt.layers.Layer`'s forward: the framework's front-end on ``x`` with the
+    weight and bias in the framework's layout, the layer's ``config`` as keyword
+    arguments (with ``output_size`` where the layer takes it at call time) and the
+    lowering options ``method``, ``precision``, ``preferred_element_type``."""
+
+    def __call__(
+        self, x: Any, weight: Any, bias: Any, *, ndim: int, **config: Any
+    ) -> jax.Array: ...
+
+
+class LayerInit(Protocol):
+    """Canonical parameters ``{"weight", "bias"}`` for ``layer``, drawn with ``key`` as
+    the framework initialises the layer."""
+
+    def __call__(self, key: jax.Array, layer: Layer, *, dtype: Any = ...) -> dict: ...
+
+
+def calls_by_rank(functions: dict[int, Any]) -> LayerCall:
+    """The `LayerCall` of a framework whose front-end has one function per rank
+    (``{1: conv_transpose1d, 2: conv_transpose2d, 3: conv_transpose3d}``)."""
+
+    def layer_call(x: Any, weight: Any, bias: Any, *, ndim: int, **config: Any) -> Any:
+        return functions[ndim](x, weight, bias, **config)
+
+    return layer_call
+
+
+def calls(function: Any) -> LayerCall:
+    """The `LayerCall` of a framework whose front-end takes every rank in one function."""
+
+    def layer_call(x: Any, weight: Any, bias: Any, *, ndim: int, **config: Any) -> Any:
+        del ndim
+        return function(x, weight, bias, **config)
+
+    return layer_call
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Convention:
     """What one framework convention provides (see the module docstring)."""
 
     name: str
-    to_spec: Callable[..., ConvTransposeSpec]
-    from_spec: Callable[..., dict]
+    to_spec: ToSpec
+    from_spec: FromSpec
     options: tuple[Option, ...]
     aliases: tuple[str, ...] = ()
-    weight_to_canonical: Callable[..., Any] = identity_weight
-    weight_from_canonical: Callable[..., Any] = identity_weight
-    bias_to_canonical: Callable[..., Any] = identity_bias
-    bias_from_canonical: Callable[..., Any] = identity_bias
+    weight_to_canonical: WeightMap = identity_weight
+    weight_from_canonical: WeightMap = identity_weight
+    bias_to_canonical: BiasMap = identity_bias
+    bias_from_canonical: BiasMap = identity_bias
     summary: str = ""
+    layer_call: LayerCall | None = None
+    init: LayerInit | None = None
 
     def spec(
         self, ndim: int, params: dict, *, kernel_size=None, input_size=None

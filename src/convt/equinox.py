@@ -24,6 +24,7 @@ the padding applied as usual).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,6 @@ import jax
 import jax.numpy as jnp
 
 from convt import _frontend as fe
-from convt import layers
 from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec, effective_kernel
 
@@ -273,75 +273,20 @@ CONVENTION = Convention(
 )
 
 
-# ------------------------------------------------------------------ the layer (torch's arguments)
+# ------------------------------------------------------------------ deprecated names
+
+_LAYER_NAMES = ("ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
 
 
-def _make_layer():
-    import equinox as eqx
+def __getattr__(name: str) -> Any:
+    if name in _LAYER_NAMES:
+        warnings.warn(
+            f"convt.equinox.{name} is deprecated (removed in 0.3): the layer with torch's "
+            f"arguments is convt.layers.equinox.{name}; convt.equinox computes equinox's own layer",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from convt.layers import equinox as layer_classes
 
-    from convt.torch import ConvTranspose as TorchLayer
-
-    class ConvTranspose(eqx.Module):
-        """A transposed convolution with torch's arguments, as an equinox module.
-
-        ``ConvTranspose(in_channels, out_channels, kernel_size, stride=1, padding=0,
-        output_padding=0, groups=1, bias=True, dilation=1, *, num_spatial_dims=None,
-        key)`` holds ``weight (C_in, C_out // groups, *k)`` (torch's layout) and ``bias
-        (C_out,)``, initialised as torch initialises them, and computes torch's
-        ``ConvTransposeNd`` on an unbatched ``(C_in, *spatial)`` input (equinox's
-        convention; a batched one works too), with ``output_size`` at call time. Not
-        equinox's own ``eqx.nn.ConvTranspose``, whose arguments describe the forward
-        convolution (`convt.equinox.conv_transpose` computes that one).
-
-        Another framework's spelling: ``ConvTranspose(layer=convt.chainer.Deconvolution2D(
-        16, 8, 4, stride=2, pad=1), key=key)`` takes any `convt.layers.Layer`, initialises
-        as that framework does (or from ``params=``, canonical) and computes that
-        framework's layer, still on unbatched input.
-        """
-
-        weight: jax.Array
-        bias: jax.Array | None
-        layer: TorchLayer | layers.Layer = eqx.field(static=True)
-        method: str = eqx.field(static=True)
-
-        def __init__(
-            self,
-            *args: Any,
-            layer: Any = None,
-            params: Any = None,
-            num_spatial_dims: int | None = None,
-            dtype: Any = jnp.float32,
-            method: str = "auto",
-            key: jax.Array | None = None,
-            **kwargs: Any,
-        ):
-            self.layer, params = layers.module_layer(
-                args,
-                kwargs,
-                layer=layer,
-                params=params,
-                key=key,
-                key_hint="key=jax.random.key(0)",
-                dtype=dtype,
-                num_spatial_dims=num_spatial_dims,
-                framework=FRAMEWORK,
-            )
-            self.weight = params["weight"]
-            self.bias = params.get("bias")
-            self.method = method
-
-        def __call__(self, x, output_size=None, *, key=None, precision=None):
-            del key
-            params = {"weight": self.weight}
-            if self.bias is not None:
-                params["bias"] = self.bias
-            unbatched = isinstance(self.layer, layers.Layer) and x.ndim == self.layer.ndim + 1
-            if unbatched:  # equinox's convention; the other frameworks' layers take batches
-                x = x[None]
-            y = self.layer(params, x, output_size, method=self.method, precision=precision)
-            return y[0] if unbatched else y
-
-    return ConvTranspose
-
-
-__getattr__ = layers.lazy_layers(__name__, _make_layer)
+        return getattr(layer_classes, name)
+    raise AttributeError(f"module 'convt.equinox' has no attribute {name!r}")

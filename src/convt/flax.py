@@ -18,6 +18,7 @@ a crop, so `to_spec` refuses it and `conv_transpose` computes the fold.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,6 @@ import jax.numpy as jnp
 
 from convt import _frontend as fe
 from convt import lax as convt_lax
-from convt import layers
 from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec
 
@@ -209,64 +209,20 @@ CONVENTION = Convention(
 )
 
 
-# ------------------------------------------------------------------ the layer (torch's arguments)
+# ------------------------------------------------------------------ deprecated names
+
+_LAYER_NAMES = ("ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
 
 
-def _make_layer():
-    from flax import nnx
+def __getattr__(name: str) -> Any:
+    if name in _LAYER_NAMES:
+        warnings.warn(
+            f"convt.flax.{name} is deprecated (removed in 0.3): the layer with torch's "
+            f"arguments is convt.layers.flax.{name}; convt.flax computes flax's own layer",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from convt.layers import flax as layer_classes
 
-    class ConvTranspose(nnx.Module):
-        """A transposed convolution with torch's arguments, as a flax nnx module.
-
-        ``ConvTranspose(in_channels, out_channels, kernel_size, stride=1, padding=0,
-        output_padding=0, groups=1, bias=True, dilation=1, *, num_spatial_dims=None,
-        rngs)`` holds ``weight`` ``(C_in, C_out // groups, *k)`` (torch's layout) and
-        ``bias`` ``(C_out,)`` as ``nnx.Param``, initialised as torch initialises them,
-        and computes torch's ``ConvTransposeNd`` on batched channels-first input, with
-        ``output_size`` at call time. flax's own ``nnx.ConvTranspose`` (lax's padding,
-        channels last) is `convt.flax.conv_transpose`.
-
-        Another framework's spelling: ``ConvTranspose(layer=convt.paddle.Conv2DTranspose(
-        16, 8, 4, stride=2, padding="SAME"), rngs=rngs)`` takes any `convt.layers.Layer`
-        (a framework's constructor or converter), initialises as that framework does (or
-        from ``params=``, canonical) and computes that framework's layer (its input
-        layout included).
-        """
-
-        def __init__(
-            self,
-            *args: Any,
-            layer: Any = None,
-            params: Any = None,
-            num_spatial_dims: int | None = None,
-            dtype: Any = jnp.float32,
-            method: str = "auto",
-            rngs: nnx.Rngs | None = None,
-            **kwargs: Any,
-        ):
-            self.layer, params = layers.module_layer(
-                args,
-                kwargs,
-                layer=layer,
-                params=params,
-                key=None if rngs is None else rngs.params(),
-                key_hint="rngs=nnx.Rngs(0)",
-                dtype=dtype,
-                num_spatial_dims=num_spatial_dims,
-                framework=FRAMEWORK,
-            )
-            self.weight = nnx.Param(params["weight"])
-            self.bias = nnx.Param(params["bias"]) if "bias" in params else None
-            self.method = method
-
-        def __call__(self, x, output_size=None, *, precision=None):
-            params = {
-                "weight": self.weight.get_value(),
-                "bias": None if self.bias is None else self.bias.get_value(),
-            }
-            return self.layer(params, x, output_size, method=self.method, precision=precision)
-
-    return ConvTranspose
-
-
-__getattr__ = layers.lazy_layers(__name__, _make_layer)
+        return getattr(layer_classes, name)
+    raise AttributeError(f"module 'convt.flax' has no attribute {name!r}")

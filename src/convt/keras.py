@@ -40,7 +40,7 @@ import numpy as np
 
 from convt import _frontend as fe
 from convt import layers
-from convt.convention import Convention, Option
+from convt.convention import Convention, Option, calls
 from convt.spec import ConvTransposeSpec, effective_kernel
 from convt.tensorflow import weight_from_canonical, weight_to_canonical
 
@@ -412,7 +412,13 @@ def _layer(
             "input; convt builds the layer and its parameters up front)"
         )
     in_channels, filters, _, kernel = layers.check_shapes(
-        FRAMEWORK, in_channels, filters, 1, kernel_size, ndim, out_channels_name="filters"
+        FRAMEWORK,
+        in_channels=in_channels,
+        out_channels=filters,
+        groups=1,
+        kernel_size=kernel_size,
+        ndim=ndim,
+        out_channels_name="filters",
     )
     config = dict(
         strides=fe.int_tuple(strides, ndim, "strides", FRAMEWORK),
@@ -429,7 +435,6 @@ def _layer(
     layer_to_spec(ndim, kernel_size=kernel, **config)  # the layer's checks, raised now
     return layers.Layer(
         convention=FRAMEWORK,
-        function="conv_transpose_layer",
         in_channels=in_channels,
         out_channels=filters,
         kernel_size=kernel,
@@ -462,7 +467,9 @@ def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> di
     fan_out))``, ``fan_in = filters prod(kernel)`` and ``fan_out = C_in prod(kernel)``
     (Keras's fans of the ``(*kernel, filters, C_in)`` kernel); the bias ``zeros``."""
     bound = math.sqrt(6 / ((layer.in_channels + layer.out_channels) * math.prod(layer.kernel_size)))
-    return layers.drawn_params(key, layer, ("uniform", bound), ("zeros", 0.0), dtype)
+    return layers.drawn_params(
+        key, layer, weight_init=("uniform", bound), bias_init=("zeros", 0.0), dtype=dtype
+    )
 
 
 def from_config(
@@ -559,4 +566,6 @@ CONVENTION = Convention(
     weight_to_canonical=weight_to_canonical,
     weight_from_canonical=weight_from_canonical,
     summary="keras.ops.conv_transpose / Conv{1,2,3}DTranspose (kernel [*k, out, in], no groups)",
+    layer_call=calls(conv_transpose_layer),
+    init=init,
 )

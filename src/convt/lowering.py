@@ -921,9 +921,7 @@ def adjoint(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_typ
 def stamps_apart(kernel: Sequence[int], spec: ConvTransposeSpec) -> bool:
     """Whether the stamps never overlap: ``dilation * (kernel - 1) + 1 <= stride`` on
     every axis (`matmul` applies)."""
-    return all(
-        effective_kernel(k, d) <= s for k, s, d in zip(kernel, spec.stride, spec.dilation)
-    )
+    return all(effective_kernel(k, d) <= s for k, s, d in zip(kernel, spec.stride, spec.dilation))
 
 
 def matmul(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
@@ -958,9 +956,7 @@ def matmul(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     # and after them are an interior and a high padding of the kernel axes.
     first = 3 if spec.layout == "channels_first" else 1
     config, crop = [(0, 0, 0)] * y.ndim, []
-    for axis, (k, s, d, (lo, hi)) in enumerate(
-        zip(kernel, spec.stride, spec.dilation, spec.crop)
-    ):
+    for axis, (k, s, d, (lo, hi)) in enumerate(zip(kernel, spec.stride, spec.dilation, spec.crop)):
         extent = effective_kernel(k, d)
         config[first + 2 * axis + 1] = (0, s - extent, d - 1)
         crop.append((lo, hi + s - extent))  # the last stamp's padding is past the output

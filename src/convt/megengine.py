@@ -32,7 +32,7 @@ import numpy as np
 
 from convt import _frontend as fe
 from convt import layers
-from convt.convention import Convention, standard_options
+from convt.convention import Convention, calls_by_rank, standard_options
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "megengine"
@@ -275,7 +275,12 @@ def _layer(
     compute_mode: str = "default",
 ) -> layers.Layer:
     in_channels, out_channels, groups, kernel = layers.check_shapes(
-        FRAMEWORK, in_channels, out_channels, groups, kernel_size, ndim
+        FRAMEWORK,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        groups=groups,
+        kernel_size=kernel_size,
+        ndim=ndim,
     )
     config = dict(
         stride=fe.int_tuple(stride, ndim, "stride", FRAMEWORK),
@@ -291,7 +296,6 @@ def _layer(
         raise TypeError("megengine: ConvTranspose3d takes no conv_mode or compute_mode")
     return layers.Layer(
         convention=FRAMEWORK,
-        function=f"conv_transpose{ndim}d",
         in_channels=in_channels,
         out_channels=out_channels,
         kernel_size=kernel,
@@ -322,7 +326,9 @@ def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> di
     ``kt * kh * kw * in_channels`` (groups ignored in both)."""
     channels = layer.out_channels if layer.ndim == 2 else layer.in_channels
     std = 1 / math.sqrt(channels * math.prod(layer.kernel_size))
-    return layers.drawn_params(key, layer, ("normal", std), ("zeros", 0.0), dtype)
+    return layers.drawn_params(
+        key, layer, weight_init=("normal", std), bias_init=("zeros", 0.0), dtype=dtype
+    )
 
 
 def from_state_dict(state_dict: Mapping[str, Any], layer: layers.Layer, prefix: str = "") -> dict:
@@ -403,4 +409,6 @@ CONVENTION = Convention(
     bias_to_canonical=bias_to_canonical,
     bias_from_canonical=bias_from_canonical,
     summary="megengine.functional.conv_transpose{2,3}d (grouped 5-D/6-D weights)",
+    layer_call=calls_by_rank({2: conv_transpose2d, 3: conv_transpose3d}),
+    init=init,
 )

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from convt import _frontend as fe
-from convt.convention import Convention, NotExpressible, Option
+from convt.convention import Convention, NotExpressible, Option, calls
 from convt.spec import ConvTransposeSpec, effective_kernel, full_length
 
 FRAMEWORK = "onnx"
@@ -352,7 +352,6 @@ def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[d
             )
         layer = layers.Layer(
             convention=FRAMEWORK,
-            function="conv_transpose",
             in_channels=weight.shape[0],
             out_channels=weight.shape[1] * group,
             kernel_size=tuple(weight.shape[2:]),
@@ -383,6 +382,7 @@ CONVENTION = Convention(
         Option("reading", "onnxruntime (default) or spec", kind="choice", choices=READINGS),
     ),
     summary="ONNX ConvTranspose (onnxruntime's reading, or the spec's)",
+    layer_call=calls(conv_transpose),
 )
 
 __all__ = [

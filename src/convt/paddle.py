@@ -34,7 +34,7 @@ import numpy as np
 
 from convt import _frontend as fe
 from convt import layers
-from convt.convention import Convention, Option, standard_options
+from convt.convention import Convention, Option, calls_by_rank, standard_options
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "paddle"
@@ -388,7 +388,12 @@ def _layer(
     del weight_attr  # initialisers and regularisers: `init` draws paddle's default
     name = _LAYER_CLASSES[ndim]
     in_channels, out_channels, groups, kernel = layers.check_shapes(
-        FRAMEWORK, in_channels, out_channels, groups, kernel_size, ndim
+        FRAMEWORK,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        groups=groups,
+        kernel_size=kernel_size,
+        ndim=ndim,
     )
     data_format = data_format or DATA_FORMATS[ndim][0]
     config = dict(
@@ -405,7 +410,6 @@ def _layer(
         raise TypeError(f"paddle: {name}: bias_attr must be None or False here, got {bias_attr!r}")
     return layers.Layer(
         convention=FRAMEWORK,
-        function=f"conv{ndim}d_transpose",
         in_channels=in_channels,
         out_channels=out_channels,
         kernel_size=kernel,
@@ -442,7 +446,9 @@ def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> di
     the ``(C_in, C_out / groups, *kernel)`` weight); the bias zeros."""
     c_in, c_out_g, *kernel = layer.weight_shape
     bound = math.sqrt(6 / ((c_in + c_out_g) * math.prod(kernel)))
-    return layers.drawn_params(key, layer, ("uniform", bound), ("zeros", 0.0), dtype)
+    return layers.drawn_params(
+        key, layer, weight_init=("uniform", bound), bias_init=("zeros", 0.0), dtype=dtype
+    )
 
 
 def fold_weight_norm(weight_g: Any, weight_v: Any, dim: int | None = 0) -> jax.Array:
@@ -577,4 +583,6 @@ CONVENTION = Convention(
         ),
     ),
     summary="paddle.nn.functional.conv{1,2,3}d_transpose",
+    layer_call=calls_by_rank({1: conv1d_transpose, 2: conv2d_transpose, 3: conv3d_transpose}),
+    init=init,
 )

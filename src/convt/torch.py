@@ -19,6 +19,8 @@ torch is imported only when they are given torch objects.
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +29,7 @@ import jax.numpy as jnp
 
 from convt import _frontend as fe
 from convt.convention import Convention, Option, standard_options
+from convt.layers import Layer, check_shapes
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "torch"
@@ -268,6 +271,46 @@ def conv_transpose3d(
     )
 
 
+def _layer_call(
+    x, weight, bias, *, ndim: int, output_size: Any = None, **config: Any
+) -> jax.Array:
+    """A torch layer's forward: ``conv_transpose{ndim}d`` with the layer's arguments."""
+    return _conv_transpose(
+        ndim, x, weight, bias, output_size=output_size, padding_mode="zeros", **config
+    )
+
+
+def init_weights(
+    key: jax.Array,
+    *,
+    weight_shape: tuple[int, ...],
+    groups: int,
+    bias: bool,
+    dtype: Any = jnp.float32,
+) -> dict:
+    """``{"weight", "bias"}`` drawn as torch's ``ConvTransposeNd.reset_parameters`` draws
+    them for a weight ``(C_in, C_out // groups, *kernel)``: ``kaiming_uniform_(weight,
+    a=sqrt(5))`` and a bias from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with ``fan_in =
+    (C_out / groups) * prod(kernel)`` (torch computes the fan from ``weight.size(1)``,
+    which for a transposed weight is the output channels per group), so both bounds are
+    ``sqrt(groups / (C_out * prod(kernel)))``."""
+    c_out_g, kernel = weight_shape[1], weight_shape[2:]
+    bound = 1 / math.sqrt(c_out_g * math.prod(kernel))
+    w_key, b_key = jax.random.split(key)
+    params = {"weight": jax.random.uniform(w_key, tuple(weight_shape), dtype, -bound, bound)}
+    if bias:
+        params["bias"] = jax.random.uniform(b_key, (c_out_g * groups,), dtype, -bound, bound)
+    return params
+
+
+def init(key: jax.Array, layer: Layer, *, dtype: Any = jnp.float32) -> dict:
+    """Canonical parameters for a torch ``layer`` drawn as torch initialises the module
+    (`init_weights`)."""
+    return init_weights(
+        key, weight_shape=layer.weight_shape, groups=layer.groups, bias=layer.bias, dtype=dtype
+    )
+
+
 CONVENTION = Convention(
     name=FRAMEWORK,
     aliases=("pytorch", "rtorch"),
@@ -282,22 +325,119 @@ CONVENTION = Convention(
         ),
     ),
     summary="torch.nn.functional.conv_transpose{1,2,3}d and R torch's nnf_conv_transpose*",
+    layer_call=_layer_call,
+    init=init,
 )
 
 
-# ------------------------------------------------------------------ torch modules to JAX
+# ------------------------------------------------------------------ layers
+
+
+def ConvTransposeNd(  # noqa: N802 - torch's name (torch.nn.modules.conv._ConvTransposeNd)
+    ndim: int,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    bias: bool = True,
+    dilation: IntOrTuple = 1,
+    padding_mode: str = "zeros",
+) -> Layer:
+    """``torch.nn.ConvTranspose{ndim}d(in_channels, out_channels, kernel_size, stride,
+    padding, output_padding, groups, bias, dilation, padding_mode)`` as a static
+    `convt.layers.Layer`, its arguments checked as torch checks them. Its parameters are
+    canonical (torch's own layout): ``weight (C_in, C_out // groups, *kernel)``, ``bias
+    (C_out,)``; `init` draws them as torch does, and ``layer(params, x, output_size)``
+    computes the module's forward."""
+    ndim = fe.check_int(ndim, "ndim", FRAMEWORK)
+    in_channels, out_channels, groups, kernel = check_shapes(
+        FRAMEWORK,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        groups=groups,
+        kernel_size=kernel_size,
+        ndim=ndim,
+    )
+    config = dict(
+        stride=fe.int_tuple(stride, ndim, "stride", FRAMEWORK),
+        padding=fe.int_tuple(padding, ndim, "padding", FRAMEWORK),
+        output_padding=fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK),
+        groups=groups,
+        dilation=fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK),
+    )
+    to_spec(ndim, padding_mode=padding_mode, **config)  # the checks torch makes, raised now
+    return Layer(
+        convention=FRAMEWORK,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        kernel_size=kernel,
+        groups=groups,
+        bias=bool(bias),
+        config=tuple(config.items()),
+        output_size_name="output_size",
+    )
+
+
+def ConvTranspose1d(  # noqa: N802 - torch's name
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    bias: bool = True,
+    dilation: IntOrTuple = 1,
+    padding_mode: str = "zeros",
+) -> Layer:
+    """``torch.nn.ConvTranspose1d`` as a `convt.layers.Layer` (see `ConvTransposeNd`):
+    ``layer(params, x (N, C_in, L), output_size=None)``."""
+    return ConvTransposeNd(1, **locals())
+
+
+def ConvTranspose2d(  # noqa: N802 - torch's name
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    bias: bool = True,
+    dilation: IntOrTuple = 1,
+    padding_mode: str = "zeros",
+) -> Layer:
+    """``torch.nn.ConvTranspose2d`` as a `convt.layers.Layer` (see `ConvTransposeNd`):
+    ``layer(params, x (N, C_in, H, W), output_size=None)``."""
+    return ConvTransposeNd(2, **locals())
+
+
+def ConvTranspose3d(  # noqa: N802 - torch's name
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    bias: bool = True,
+    dilation: IntOrTuple = 1,
+    padding_mode: str = "zeros",
+) -> Layer:
+    """``torch.nn.ConvTranspose3d`` as a `convt.layers.Layer` (see `ConvTransposeNd`):
+    ``layer(params, x (N, C_in, D, H, W), output_size=None)``."""
+    return ConvTransposeNd(3, **locals())
 
 
 @jax.tree_util.register_static
 @dataclasses.dataclass(frozen=True)
-class ConvTranspose:
-    """A ``torch.nn.ConvTranspose{1,2,3}d``'s configuration, static and hashable.
-
-    ``layer(params, x, output_size=None)`` computes the module's forward with ``params``
-    ``{"weight": (C_in, C_out // groups, *k), "bias": (C_out,)}`` (bias optional), so the
-    layer can be closed over or passed to a ``jax.jit``-compiled function as an argument
-    (a pytree without leaves) while the parameters stay a pytree for ``jax.grad``.
-    """
+class _ConvTranspose:
+    """Deprecated (removed in 0.3): `from_module` returns a `convt.layers.Layer`, and
+    `ConvTranspose1d`/`2d`/`3d` build one. A ``torch.nn.ConvTranspose{1,2,3}d``'s
+    configuration without channel counts: ``layer(params, x, output_size=None)``."""
 
     ndim: int
     stride: tuple[int, ...]
@@ -332,6 +472,24 @@ class ConvTranspose:
             precision=precision,
             preferred_element_type=preferred_element_type,
         )
+
+
+_ConvTranspose.__name__ = _ConvTranspose.__qualname__ = "ConvTranspose"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ConvTranspose":
+        warnings.warn(
+            "convt.torch.ConvTranspose is deprecated (removed in 0.3): from_module returns a "
+            "convt.layers.Layer, and convt.torch.ConvTranspose1d/2d/3d build one",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _ConvTranspose
+    raise AttributeError(f"module 'convt.torch' has no attribute {name!r}")
+
+
+# ------------------------------------------------------------------ torch modules to JAX
 
 
 def _to_jax(tensor):
@@ -382,13 +540,14 @@ def _is_conv_transpose(module) -> bool:
     return isinstance(module, torch.nn.modules.conv._ConvTransposeNd)
 
 
-def from_module(module) -> tuple[dict, ConvTranspose]:
+def from_module(module) -> tuple[dict, Layer]:
     """``(params, layer)`` for a ``torch.nn.ConvTranspose{1,2,3}d``.
 
     ``params`` is ``{"weight", "bias"}`` as JAX arrays (the bias only if the module has
     one), with weight and spectral normalisation folded into the weight
-    (`effective_weight`); ``layer`` is the static `ConvTranspose`. torch is imported only
-    here, when a torch module is passed.
+    (`effective_weight`); ``layer`` is the static `convt.layers.Layer` the module's
+    constructor arguments build (`ConvTransposeNd`). torch is imported only here, when a
+    torch module is passed.
     """
     if not type(module).__module__.startswith("torch"):
         raise TypeError(f"torch: from_module takes a torch.nn module, got {type(module)!r}")
@@ -404,18 +563,22 @@ def from_module(module) -> tuple[dict, ConvTranspose]:
     params = {"weight": _to_jax(effective_weight(module))}
     if module.bias is not None:
         params["bias"] = _to_jax(module.bias)
-    layer = ConvTranspose(
-        ndim=len(module.kernel_size),
+    layer = ConvTransposeNd(
+        len(module.kernel_size),
+        module.in_channels,
+        module.out_channels,
+        tuple(module.kernel_size),
         stride=tuple(module.stride),
         padding=tuple(module.padding),
         output_padding=tuple(module.output_padding),
-        dilation=tuple(module.dilation),
         groups=module.groups,
+        bias=module.bias is not None,
+        dilation=tuple(module.dilation),
     )
     return params, layer
 
 
-def from_model(model) -> dict[str, tuple[dict, ConvTranspose]]:
+def from_model(model) -> dict[str, tuple[dict, Layer]]:
     """``{path: (params, layer)}`` for every transposed convolution in ``model``, keyed
     as ``model.named_modules()`` names them (``"decoder.up.3"``)."""
     if not hasattr(model, "named_modules"):

@@ -1,0 +1,255 @@
+"""Layers: a framework layer's configuration as a static JAX callable (`Layer`), and the
+layer classes for flax (`convt.layers.flax`) and equinox (`convt.layers.equinox`).
+
+`Layer` is what every framework's converter returns (``convt.torch.from_module``,
+``convt.paddle.from_layer``, ``convt.megengine.from_module``, ``convt.chainer.from_link``,
+``convt.keras.from_layer``, ``convt.onnx.from_model``) and what its layer constructors
+build (``convt.torch.ConvTranspose2d(...)``, ``convt.paddle.Conv2DTranspose(...)``,
+...): the parameters stay canonical (``{"weight": (C_in, C_out // groups, *kernel),
+"bias": (C_out,)}``) whatever the framework, and the layer applies the framework's own
+front-end to them (through its `convt.convention.Convention`'s ``layer_call``), so a
+ported layer gives the framework's numbers and its parameters can move between
+conventions.
+
+This module imports no framework module: a layer finds its convention in the registry
+when it is called. ``convt.layers.flax`` and ``convt.layers.equinox`` import flax and
+equinox, and are imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from convt import _frontend as fe
+from convt import convention as registry
+
+__all__ = [
+    "Layer",
+    "canonical_params",
+    "check_shapes",
+    "draw",
+    "drawn_params",
+    "frozen",
+]
+
+_SUBMODULES = ("flax", "equinox")
+
+
+def frozen(value: Any) -> Any:
+    """``value`` with its lists (and nested lists) as tuples, so that it hashes."""
+    if isinstance(value, (list, tuple)):
+        return tuple(frozen(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return frozen(value.tolist())
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Layer:
+    """One framework layer's configuration, static and hashable.
+
+    ``layer(params, x, output_size=None)`` runs the framework's front-end (its
+    convention's ``layer_call``) with the layer's arguments (``config``) on canonical
+    parameters ``{"weight": (C_in, C_out // groups, *kernel), "bias": (C_out,)}`` (the
+    bias only when ``bias``), converted to the framework's layout on the way.
+    ``layer.init(key)`` draws parameters as the framework initialises the layer. Build
+    one with a framework's constructor (``convt.torch.ConvTranspose2d(...)``,
+    ``convt.paddle.Conv2DTranspose(...)``, ``convt.megengine.ConvTranspose2d(...)``,
+    ``convt.chainer.Deconvolution2D(...)``, ``convt.keras.Conv2DTranspose(...)``) or get
+    one from a converter.
+
+    A layer is a pytree without leaves (`jax.tree_util.register_static`): pass it to a
+    ``jax.jit``-compiled function like any argument (it is static there), or keep it in
+    a pytree of parameters and layers.
+
+    Attributes:
+      convention: the convention's registry name (``"paddle"``).
+      in_channels, out_channels, kernel_size, groups, bias: the parameter shapes.
+      config: the framework function's keyword arguments, as ``(name, value)`` pairs.
+      output_size_name: the function's argument that ``output_size`` at call time
+        fills (``None``: the framework's layer takes none).
+      output_size_drops: arguments left out when ``output_size`` is given (paddle's
+        layer drops its ``output_padding`` then).
+    """
+
+    convention: str
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, ...]
+    groups: int = 1
+    bias: bool = True
+    config: tuple[tuple[str, Any], ...] = ()
+    output_size_name: str | None = None
+    output_size_drops: tuple[str, ...] = ()
+
+    @property
+    def ndim(self) -> int:
+        return len(self.kernel_size)
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """The canonical weight's shape ``(C_in, C_out // groups, *kernel)``."""
+        return (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
+
+    def init(self, key: jax.Array, dtype: Any = jnp.float32) -> dict:
+        """Canonical parameters drawn with the framework's default initialisers."""
+        init = registry.get(self.convention).init
+        if init is None:
+            raise ValueError(f"{self.convention}: the framework defines no initialisation")
+        return init(key, self, dtype=dtype)
+
+    def __call__(
+        self,
+        params: Mapping[str, Any],
+        x: jax.Array,
+        output_size: Any = None,
+        *,
+        method: str = "auto",
+        precision: Any = None,
+        preferred_element_type: Any = None,
+    ) -> jax.Array:
+        """The framework layer's output for ``x`` (laid out as the framework lays it out)
+        with canonical ``params``; ``output_size`` as the framework's layer takes it at
+        call time."""
+        conv = registry.get(self.convention)
+        bias = params.get("bias")
+        if (bias is not None) != self.bias:
+            raise ValueError(
+                f"{self.convention}: the layer was built with bias={self.bias} but params "
+                f"{'has' if bias is not None else 'has no'} 'bias'"
+            )
+        kwargs = dict(self.config)
+        if output_size is not None:
+            if self.output_size_name is None:
+                raise TypeError(
+                    f"{self.convention}: this layer takes no output size at call time (set it "
+                    "when building the layer)"
+                )
+            for name in self.output_size_drops:
+                kwargs.pop(name, None)
+            kwargs[self.output_size_name] = output_size
+        if conv.layer_call is None:
+            raise ValueError(f"{self.convention}: the convention defines no layer")
+        weight = conv.weight_from_canonical(params["weight"], ndim=self.ndim, groups=self.groups)
+        if bias is not None:
+            bias = conv.bias_from_canonical(bias, ndim=self.ndim)
+        return conv.layer_call(
+            x,
+            weight,
+            bias,
+            ndim=self.ndim,
+            **kwargs,
+            method=method,
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+        )
+
+
+def canonical_params(
+    convention: str, weight: Any, bias: Any, *, ndim: int, groups: int
+) -> dict[str, jax.Array]:
+    """A framework's weight and bias (numpy or JAX arrays; the bias may be ``None``) as
+    canonical JAX parameters."""
+    conv = registry.get(convention)
+    params = {
+        "weight": jnp.asarray(
+            conv.weight_to_canonical(jnp.asarray(weight), ndim=ndim, groups=groups)
+        )
+    }
+    if bias is not None:
+        params["bias"] = jnp.asarray(conv.bias_to_canonical(jnp.asarray(bias), ndim=ndim))
+    return params
+
+
+def check_shapes(
+    framework: str,
+    *,
+    in_channels: Any,
+    out_channels: Any,
+    groups: Any,
+    kernel_size: Any,
+    ndim: int,
+    kernel_name: str = "kernel_size",
+    out_channels_name: str = "out_channels",
+) -> tuple[int, int, int, tuple[int, ...]]:
+    """A layer's ``(in_channels, out_channels, groups, kernel)`` as ints, divisible as a
+    grouped layer needs, the kernel one positive size per spatial axis (errors name the
+    framework's parameters: ``out_channels_name`` is Keras's ``filters``)."""
+    in_channels = fe.check_int(in_channels, "in_channels", framework)
+    out_channels = fe.check_int(out_channels, out_channels_name, framework)
+    groups = fe.check_int(groups, "groups", framework)
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"{framework}: in_channels ({in_channels}) and {out_channels_name} "
+            f"({out_channels}) must be divisible by groups ({groups})"
+        )
+    kernel = fe.int_tuple(kernel_size, ndim, kernel_name, framework)
+    fe.check_at_least(kernel, 1, kernel_name, framework)
+    return in_channels, out_channels, groups, kernel
+
+
+def draw(key: jax.Array, kind: str, scale: float, shape: Sequence[int], dtype: Any) -> jax.Array:
+    """``U(-scale, scale)`` (``kind="uniform"``), ``N(0, scale^2)`` (``"normal"``) or
+    zeros (``"zeros"``)."""
+    shape = tuple(shape)
+    if kind == "uniform":
+        return jax.random.uniform(key, shape, dtype, -scale, scale)
+    if kind == "normal":
+        return scale * jax.random.normal(key, shape, dtype)
+    return jnp.zeros(shape, dtype)
+
+
+def drawn_params(
+    key: jax.Array,
+    layer: Layer,
+    *,
+    weight_init: tuple[str, float],
+    bias_init: tuple[str, float],
+    dtype: Any,
+) -> dict:
+    """Canonical parameters for ``layer``, each drawn by ``(kind, scale)`` (`draw`)."""
+    w_key, b_key = jax.random.split(key)
+    params = {"weight": draw(w_key, *weight_init, layer.weight_shape, dtype)}
+    if layer.bias:
+        params["bias"] = draw(b_key, *bias_init, (layer.out_channels,), dtype)
+    return params
+
+
+def init_params(
+    key: jax.Array,
+    weight_shape: Sequence[int],
+    groups: int = 1,
+    *,
+    bias: bool = True,
+    dtype: Any = jnp.float32,
+) -> dict:
+    """Deprecated (removed in 0.3): ``convt.torch.init(key, layer)`` or
+    ``layer.init(key)``. torch's initialisation of a weight ``(C_in, C_out // groups,
+    *kernel)``."""
+    warnings.warn(
+        "convt.layers.init_params is deprecated; use layer.init(key) or convt.torch.init",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    from convt import torch as convt_torch
+
+    return convt_torch.init_weights(
+        key, weight_shape=tuple(weight_shape), groups=groups, bias=bias, dtype=dtype
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"convt.layers.{name}")
+    raise AttributeError(f"module 'convt.layers' has no attribute {name!r}")
