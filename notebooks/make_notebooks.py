@@ -315,7 +315,7 @@ with `jax.grad` to match a target waveform.
         """
 import matplotlib.pyplot as plt
 from flax import nnx
-import convt.flax
+import convt.layers.flax
 
 class JaxUpsampler(nnx.Module):
     def __init__(self, rngs):
@@ -363,7 +363,7 @@ in `convt.layers.equinox.ConvTranspose2d` modules (the converted layer and param
         "code",
         """
 import equinox as eqx
-import convt.equinox
+import convt.layers.equinox
 
 converted = convt.torch.from_model(layers)  # {"0": (params, layer), "1": ..., "2": ...}
 

@@ -92,3 +92,30 @@ def test_lazy_submodules():
     assert "paddle" in dir(convt)
     with pytest.raises(AttributeError):
         convt.tensorflow_nonexistent  # noqa: B018
+
+
+@pytest.mark.parametrize("convention", registry.conventions(), ids=lambda c: c.name)
+def test_to_spec_and_from_spec_are_keyword_only_in_one_order(convention):
+    """Only ``ndim`` and ``spec`` are positional; the sizes come in one order everywhere."""
+    import inspect
+
+    kinds = inspect.Parameter
+    to_spec = inspect.signature(convention.to_spec).parameters
+    positional = [n for n, p in to_spec.items() if p.kind != kinds.KEYWORD_ONLY]
+    assert positional == ["ndim"]
+    assert {"kernel_size", "input_size"} <= set(to_spec)
+    from_spec = inspect.signature(convention.from_spec).parameters
+    assert [(n, p.kind) for n, p in from_spec.items()] == [
+        ("spec", kinds.POSITIONAL_OR_KEYWORD),
+        ("kernel_size", kinds.KEYWORD_ONLY),
+        ("input_size", kinds.KEYWORD_ONLY),
+    ]
+
+
+def test_lazy_submodules_come_from_the_registry():
+    """``import convt`` then ``convt.<name>`` works for every convention's module and the
+    supporting ones (``convt.layers`` included)."""
+    for module in [*registry.MODULES.values(), "convt.layers", "convt.lowering", "convt.cli"]:
+        name = module.rpartition(".")[2]
+        assert getattr(convt, name).__name__ == module
+        assert name in dir(convt)

@@ -95,7 +95,14 @@ def test_chainerx_outsize_rule_exhaustively():
         for l0, l1 in itertools.product(range(0, 11), range(0, 7)):
             want = chainerx_accepts((n0, n1), (k, k), (s0, s1), (p, p), (l0, l1))
             try:
-                cx.to_spec(2, (s0, s1), (p, p), (l0, l1), kernel_size=(k, k), input_size=(n0, n1))
+                cx.to_spec(
+                    2,
+                    stride=(s0, s1),
+                    pad=(p, p),
+                    outsize=(l0, l1),
+                    kernel_size=(k, k),
+                    input_size=(n0, n1),
+                )
                 got = True
             except ValueError:
                 got = False

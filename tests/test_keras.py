@@ -29,13 +29,25 @@ def test_tensorflow_backend_is_tf_nn_at_keras_output_length():
             continue
         try:
             want = convt.tensorflow.to_spec(
-                1, (length,), s, padding.upper(), dilations=d, kernel_size=(k,), input_size=(n,)
+                1,
+                output_shape=(length,),
+                strides=s,
+                padding=padding.upper(),
+                dilations=d,
+                kernel_size=(k,),
+                input_size=(n,),
             )
         except ValueError:
             want = None
         try:
             got = convt.keras.to_spec(
-                1, s, padding, op, dilation_rate=d, kernel_size=(k,), input_size=(n,)
+                1,
+                strides=s,
+                padding=padding,
+                output_padding=op,
+                dilation_rate=d,
+                kernel_size=(k,),
+                input_size=(n,),
             )
         except ValueError as err:
             assert "backend='jax'" in str(err)
@@ -49,10 +61,12 @@ def test_tensorflow_backend_is_tf_nn_at_keras_output_length():
 
 
 def test_jax_backend_accepts_every_output_padding():
-    spec = convt.keras.to_spec(1, 2, "same", 0, kernel_size=(4,), backend="jax")
+    spec = convt.keras.to_spec(
+        1, strides=2, padding="same", output_padding=0, kernel_size=(4,), backend="jax"
+    )
     assert spec.output_spatial_shape((5,), (4,)) == (8,)  # (n - 1) s + k_e % 2 + op
     with pytest.raises(ValueError, match="backend='jax'"):
-        convt.keras.to_spec(1, 2, "same", 0, kernel_size=(4,))
+        convt.keras.to_spec(1, strides=2, padding="same", output_padding=0, kernel_size=(4,))
 
 
 def test_default_is_channels_last_and_keras_doc_shapes():
@@ -88,4 +102,6 @@ def test_groups_are_not_expressible():
     from convt.convention import NotExpressible
 
     with pytest.raises(NotExpressible, match="no groups"):
-        convt.keras.from_spec(ConvTransposeSpec((2,), (1,), ((0, 0),), 2), (4,), (3,))
+        convt.keras.from_spec(
+            ConvTransposeSpec((2,), (1,), ((0, 0),), 2), kernel_size=(3,), input_size=(4,)
+        )

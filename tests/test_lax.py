@@ -178,13 +178,13 @@ def torch_reference(x, w, cfg):
     )
     spec = cl.to_spec(
         nd,
-        kwargs["strides"],
-        kwargs["padding"]
+        strides=kwargs["strides"],
+        padding=kwargs["padding"]
         if isinstance(kwargs["padding"], str)
         else [tuple(p) for p in kwargs["padding"]],
-        kwargs.get("rhs_dilation"),
-        ("NC" + LETTERS[:nd],) * 3,
-        kwargs.get("use_consistent_padding", False),
+        rhs_dilation=kwargs.get("rhs_dilation"),
+        dimension_numbers=("NC" + LETTERS[:nd],) * 3,
+        use_consistent_padding=kwargs.get("use_consistent_padding", False),
         kernel_size=w_canonical.shape[2:],
         input_size=x_cf.shape[2:],
     )

@@ -18,7 +18,9 @@ def test_2d_output_padding_appends_zeros_after_the_bias():
     np.testing.assert_allclose(y[:, :, :7, :7], inner, rtol=1e-6)
     assert not y[:, :, 7, :].any() and not y[:, :, :, 7].any()
     with pytest.raises(ValueError, match="appends zeros"):
-        convt.mindspore.to_spec(2, 2, "pad", 1, output_padding=1, kernel_size=(3, 3))
+        convt.mindspore.to_spec(
+            2, stride=2, pad_mode="pad", padding=1, output_padding=1, kernel_size=(3, 3)
+        )
 
 
 def test_3d_output_padding_is_computed_as_torch_does():

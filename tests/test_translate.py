@@ -33,7 +33,7 @@ def test_round_trip(case):
     spec, size, kernel = case
     for convention in conventions():
         try:
-            params = convention.from_spec(spec, size, kernel)
+            params = convention.from_spec(spec, kernel_size=kernel, input_size=size)
         except NotExpressible as err:
             assert str(err).startswith(f"cannot be expressed in {convention.name}")
             continue

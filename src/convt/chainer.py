@@ -64,12 +64,12 @@ def check_outsize(
 
 def to_spec(
     ndim: int,
+    *,
     stride: IntOrTuple = 1,
     pad: IntOrTuple = 0,
     outsize: Sequence[int] | None = None,
     dilate: IntOrTuple = 1,
     groups: int = 1,
-    *,
     kernel_size: IntOrTuple | None = None,
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
@@ -93,7 +93,10 @@ def to_spec(
 
 
 def from_spec(
-    spec: ConvTransposeSpec, input_size: Sequence[int], kernel_size: Sequence[int]
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
 ) -> dict:
     """chainer parameters for a canonical spec: ``pad`` and, if needed, ``outsize``."""
     params = fe.pad_outsize_from_spec(

@@ -29,10 +29,10 @@ IntOrTuple = int | Sequence[int]
 
 def to_spec(
     ndim: int,
+    *,
     stride: IntOrTuple = 1,
     pad: IntOrTuple = 0,
     outsize: Sequence[int] | None = None,
-    *,
     kernel_size: IntOrTuple | None = None,
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
@@ -76,7 +76,10 @@ def to_spec(
 
 
 def from_spec(
-    spec: ConvTransposeSpec, input_size: Sequence[int], kernel_size: Sequence[int]
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
 ) -> dict:
     """chainerx parameters for a canonical spec (no dilation, no groups)."""
     fe.require(all(d == 1 for d in spec.dilation), FRAMEWORK, "it has no dilation")
@@ -87,7 +90,12 @@ def from_spec(
         input_size,
         kernel_size,
         lambda outsize, pad: to_spec(
-            spec.ndim, spec.stride, pad, outsize, kernel_size=kernel_size, input_size=input_size
+            spec.ndim,
+            stride=spec.stride,
+            pad=pad,
+            outsize=outsize,
+            kernel_size=kernel_size,
+            input_size=input_size,
         ),
     )
 
@@ -120,9 +128,9 @@ def conv_transpose(
     kernel = fe.kernel_size_of(w, ndim, FRAMEWORK, "w")
     spec = to_spec(
         ndim,
-        stride,
-        pad,
-        outsize,
+        stride=stride,
+        pad=pad,
+        outsize=outsize,
         kernel_size=kernel,
         input_size=fe.spatial_shape(x, ndim),
     )

@@ -140,7 +140,7 @@ def format_call(params: dict) -> str:
 def translate(args: argparse.Namespace, source: Convention, target: Convention) -> str:
     """The parameters of the same layer in ``target``'s convention, or why there are none."""
     spec, input_size, kernel = spec_from_args(args, source)
-    params = target.from_spec(spec, input_size, kernel)
+    params = target.from_spec(spec, kernel_size=kernel, input_size=input_size)
     return f"{target.name}: {format_call(params)}"
 
 

@@ -102,12 +102,12 @@ def _check(
 
 def to_spec(
     ndim: int,
+    *,
     stride: Any = 1,
     padding: Any = 0,
     output_padding: Any = 0,
     dilation: Any = 1,
     groups: int = 1,
-    *,
     kernel_size: Any = None,
     input_size: Any = None,
 ) -> ConvTransposeSpec:
@@ -128,7 +128,12 @@ def to_spec(
     return ConvTransposeSpec(stride, dilation, crop, groups)
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """``eqx.nn.ConvTranspose`` arguments for a spec: ``(before, after)`` pairs and
     ``output_padding`` for crops that extend on the right."""
     del input_size, kernel_size
@@ -205,7 +210,15 @@ def conv_transpose(
             f"are not implemented for ConvTranspose), got {padding_mode!r}"
         )
     kernel = tuple(jnp.shape(weight)[2:])
-    spec = to_spec(ndim, stride, padding, output_padding, dilation, groups, kernel_size=kernel)
+    spec = to_spec(
+        ndim,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        dilation=dilation,
+        groups=groups,
+        kernel_size=kernel,
+    )
     if jnp.shape(x)[-ndim - 1] % spec.groups:
         raise ValueError(
             f"equinox: groups={groups} must divide the x channels ({jnp.shape(x)[-ndim - 1]})"

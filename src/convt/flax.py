@@ -64,10 +64,10 @@ def lax_padding(padding: Any, ndim: int) -> str | list[tuple[int, int]]:
 
 def to_spec(
     ndim: int,
+    *,
     strides: Any = None,
     padding: Any = "SAME",
     kernel_dilation: Any = None,
-    *,
     kernel_size: Any = None,
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
@@ -81,15 +81,20 @@ def to_spec(
     with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, RENAMES):
         return convt_lax.to_spec(
             ndim,
-            _per_axis(strides, ndim, "strides"),
-            pads,
-            _per_axis(kernel_dilation, ndim, "kernel_dilation"),
+            strides=_per_axis(strides, ndim, "strides"),
+            padding=pads,
+            rhs_dilation=_per_axis(kernel_dilation, ndim, "kernel_dilation"),
             kernel_size=kernel_size,
             input_size=input_size,
         )
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """flax ``ConvTranspose`` arguments for a spec: lax's raw pads as ``(low, high)``."""
     fe.require(
         spec.layout == "channels_last",
@@ -97,7 +102,7 @@ def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dic
         "its layers are channels last (move the data's channel axis last)",
     )
     try:
-        params = convt_lax.from_spec(spec, input_size, kernel_size)
+        params = convt_lax.from_spec(spec, kernel_size=kernel_size, input_size=input_size)
     except fe.NotExpressible as err:
         raise fe.NotExpressible(str(err).replace("jax.lax", "flax", 1)) from None
     out = dict(strides=params["strides"], padding=[tuple(p) for p in params["padding"]])

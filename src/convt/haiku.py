@@ -86,11 +86,11 @@ def lax_padding(padding, output_shape, *, kernel, stride, input_size):
 
 def to_spec(
     ndim: int,
+    *,
     stride: Any = 1,
     output_shape: Any = None,
     padding: Any = "SAME",
     data_format: str = "channels_last",
-    *,
     kernel_size: Any = None,
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
@@ -106,21 +106,26 @@ def to_spec(
     with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, RENAMES):
         return convt_lax.to_spec(
             ndim,
-            stride_,
-            pads,
+            strides=stride_,
+            padding=pads,
             dimension_numbers=convt_lax.dimension_numbers_for(layout, ndim),
             kernel_size=kernel,
             input_size=input_size,
         )
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """``hk.ConvNDTranspose`` arguments for a spec: raw lax pads (no dilation)."""
     fe.require(all(d == 1 for d in spec.dilation), FRAMEWORK, "it has no kernel dilation")
     if kernel_size is None:
         raise fe.NotExpressible("cannot be expressed in haiku without the kernel size")
     try:
-        params = convt_lax.from_spec(spec, input_size, kernel_size)
+        params = convt_lax.from_spec(spec, kernel_size=kernel_size, input_size=input_size)
     except fe.NotExpressible as err:
         raise fe.NotExpressible(str(err).replace("jax.lax", "haiku", 1)) from None
     return dict(

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -104,12 +105,12 @@ def _data_format(data_format: str | None) -> str:
 
 def to_spec(
     ndim: int,
+    *,
     strides: Any = 1,
     padding: str = "valid",
     output_padding: Any = None,
     data_format: str | None = None,
     dilation_rate: Any = 1,
-    *,
     kernel_size: Any = None,
     input_size: Any = None,
     backend: str = "tensorflow",
@@ -207,7 +208,12 @@ def layer_to_spec(
     )
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """``keras.ops.conv_transpose`` parameters for a spec (the TensorFlow backend's
     accepted ones): one padding string for all axes, ``output_padding`` per axis."""
     del input_size

@@ -150,12 +150,12 @@ def dimension_numbers_for(layout: str, ndim: int) -> tuple[str, str, str]:
 
 def to_spec(
     ndim: int,
+    *,
     strides: int | Sequence[int] = 1,
     padding: Any = "VALID",
     rhs_dilation: Sequence[int] | None = None,
     dimension_numbers: Any = None,
     use_consistent_padding: bool = False,
-    *,
     kernel_size: Any = None,
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
@@ -192,7 +192,12 @@ def to_spec(
     return ConvTransposeSpec(stride, dilation, crop, 1, layout_of(dimension_numbers, ndim))
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """``jax.lax.conv_transpose`` parameters for a spec: explicit raw pairs (no groups)."""
     del input_size
     fe.require(spec.groups == 1, FRAMEWORK, "jax.lax.conv_transpose has no feature groups")
@@ -269,11 +274,11 @@ def conv_transpose(
     spatial_axes = range(2, n + 2) if layout == "channels_first" else range(1, n + 1)
     spec = to_spec(
         n,
-        tuple(strides),
-        padding,
-        rhs_dilation,
-        dimension_numbers_for(layout, n),
-        use_consistent_padding,
+        strides=tuple(strides),
+        padding=padding,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers_for(layout, n),
+        use_consistent_padding=use_consistent_padding,
         kernel_size=w.shape[2:],
         input_size=tuple(x.shape[a] for a in spatial_axes),
     )

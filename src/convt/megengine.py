@@ -42,12 +42,12 @@ COMPUTE_MODES = ("default", "float32")
 
 def to_spec(
     ndim: int,
+    *,
     stride: IntOrTuple = 1,
     padding: IntOrTuple = 0,
     output_padding: IntOrTuple = 0,
     dilation: IntOrTuple = 1,
     groups: int = 1,
-    *,
     kernel_size: IntOrTuple | None = None,
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
@@ -66,7 +66,12 @@ def to_spec(
     return ConvTransposeSpec(stride, dilation, fe.symmetric_crop(padding, output_padding), groups)
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """megengine parameters for a canonical spec (``output_padding < stride``)."""
     del input_size, kernel_size
     return fe.symmetric_from_spec(spec, FRAMEWORK, lambda stride, dilation: stride)

@@ -163,13 +163,13 @@ def layer_spec(
 
 def to_spec(
     ndim: int,
+    *,
     stride: IntOrTuple = 1,
     pad_mode: str = "same",
     padding: IntOrTuple = 0,
     output_padding: IntOrTuple = 0,
     dilation: IntOrTuple = 1,
     group: int = 1,
-    *,
     kernel_size: IntOrTuple | None = None,
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
@@ -199,7 +199,12 @@ def to_spec(
     return spec
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """Parameters for a spec: ``pad_mode="pad"`` with per-axis ``(before, after)``
     padding (3-D: ``output_padding`` for crops that extend on the right)."""
     del input_size, kernel_size

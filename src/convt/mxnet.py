@@ -48,13 +48,13 @@ def _tuple(value: Any, ndim: int, name: str, default: int) -> tuple[int, ...]:
 
 def to_spec(
     ndim: int,
+    *,
     stride: Sequence[int] = (),
     dilate: Sequence[int] = (),
     pad: Sequence[int] = (),
     adj: Sequence[int] = (),
     target_shape: Sequence[int] = (),
     num_group: int = 1,
-    *,
     kernel_size: Sequence[int] | None = None,
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
@@ -102,7 +102,12 @@ def to_spec(
     return ConvTransposeSpec(stride_, dilation, fe.symmetric_crop(pads, adjs), num_group)
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """``Deconvolution`` parameters (``pad`` and ``adj``) for a spec."""
     del input_size, kernel_size
     params = fe.symmetric_from_spec(spec, FRAMEWORK, lambda stride, dilation: stride)

@@ -68,6 +68,7 @@ def _split(total: int, auto_pad: str) -> int:
 
 def to_spec(
     ndim: int,
+    *,
     auto_pad: str = "NOTSET",
     dilations: Sequence[int] | None = None,
     group: int = 1,
@@ -77,7 +78,6 @@ def to_spec(
     pads: Sequence[int] | None = None,
     strides: Sequence[int] | None = None,
     reading: str = "onnxruntime",
-    *,
     kernel_size: Any = None,
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
@@ -168,7 +168,12 @@ def _check_consistent(axis, n, size, total, k, s, d, adj) -> None:
         )
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """ONNX attributes for a spec: explicit ``pads`` and ``output_padding``."""
     del input_size, kernel_size
     fe.require(spec.layout == "channels_first", FRAMEWORK, "ONNX tensors are channels-first")

@@ -125,6 +125,7 @@ def _output_sizes(output_size: Any, ndim: int) -> tuple[int, ...]:
 
 def to_spec(
     ndim: int,
+    *,
     stride: IntOrTuple = 1,
     padding: Any = 0,
     output_padding: IntOrTuple = 0,
@@ -132,7 +133,6 @@ def to_spec(
     groups: int = 1,
     output_size: IntOrTuple | None = None,
     data_format: str | None = None,
-    *,
     kernel_size: IntOrTuple | None = None,
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
@@ -181,7 +181,12 @@ def to_spec(
     )
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """paddle parameters for a canonical spec: explicit ``(before, after)`` pads.
 
     A right extension (negative ``hi``) becomes ``output_padding`` (below the stride).

@@ -96,12 +96,12 @@ def _forward_output(O: int, k_e: int, s: int, padding, pair) -> int:  # noqa: N8
 
 def to_spec(
     ndim: int,
+    *,
     output_shape: Sequence[int] | None = None,
     strides: Any = 1,
     padding: Any = "SAME",
     data_format: str | None = None,
     dilations: Any = None,
-    *,
     kernel_size: Any = None,
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
@@ -158,7 +158,12 @@ def to_spec(
     return ConvTransposeSpec(stride, dilation, tuple(crop), 1, layout)
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """TF parameters for a spec: explicit paddings and the output shape (spatial)."""
     fe.require(spec.groups == 1, FRAMEWORK, "tf.nn.conv*_transpose has no groups")
     if input_size is None or kernel_size is None:
@@ -248,11 +253,11 @@ def _conv_transpose(
     _check_full_output_shape(output_shape, input, filters, ndim, channels_last)
     spec = to_spec(
         ndim,
-        output_shape,
-        strides,
-        padding,
-        data_format,
-        dilations,
+        output_shape=output_shape,
+        strides=strides,
+        padding=padding,
+        data_format=data_format,
+        dilations=dilations,
         kernel_size=w.shape[2:],
         input_size=fe.spatial_shape(input, ndim, channels_last),
     )

@@ -38,12 +38,12 @@ IntOrTuple = int | Sequence[int]
 
 def to_spec(
     ndim: int,
+    *,
     stride: IntOrTuple = 1,
     padding: IntOrTuple = 0,
     output_padding: IntOrTuple = 0,
     groups: int = 1,
     dilation: IntOrTuple = 1,
-    *,
     kernel_size: IntOrTuple | None = None,
     input_size: Sequence[int] | None = None,
     output_size: IntOrTuple | None = None,
@@ -85,7 +85,12 @@ def to_spec(
     return ConvTransposeSpec(stride, dilation, fe.symmetric_crop(padding, output_padding), groups)
 
 
-def from_spec(spec: ConvTransposeSpec, input_size=None, kernel_size=None) -> dict:
+def from_spec(
+    spec: ConvTransposeSpec,
+    *,
+    kernel_size: Sequence[int] | None = None,
+    input_size: Sequence[int] | None = None,
+) -> dict:
     """torch parameters for a canonical spec; raises ``ValueError`` saying why if none exist.
 
     ``input_size`` and ``kernel_size`` are not needed (torch's crop does not depend on them).
@@ -127,11 +132,11 @@ def _conv_transpose(
     kernel = fe.kernel_size_of(weight, ndim, FRAMEWORK, "weight")
     spec = to_spec(
         ndim,
-        stride,
-        padding,
-        output_padding,
-        groups,
-        dilation,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        groups=groups,
+        dilation=dilation,
         kernel_size=kernel,
         input_size=spatial,
         output_size=_strip_non_spatial(output_size, ndim, unbatched),
@@ -271,9 +276,7 @@ def conv_transpose3d(
     )
 
 
-def _layer_call(
-    x, weight, bias, *, ndim: int, output_size: Any = None, **config: Any
-) -> jax.Array:
+def _layer_call(x, weight, bias, *, ndim: int, output_size: Any = None, **config: Any) -> jax.Array:
     """A torch layer's forward: ``conv_transpose{ndim}d`` with the layer's arguments."""
     return _conv_transpose(
         ndim, x, weight, bias, output_size=output_size, padding_mode="zeros", **config
