@@ -116,3 +116,25 @@ def reference_vjp(x, w, spec, cotangent):
         )
     db = ct.sum(axis=(0, *range(2, ct.ndim)))
     return _channels_back(dx.reshape(x.shape), spec), dw.reshape(w.shape), db
+
+
+def xla_swap_hazard_axes(spec, kernel) -> tuple[int, ...]:
+    """Axes on which an lhs-dilated convolution could make XLA abort the process.
+
+    XLA's convolution operand swap (run by the algebraic simplifier when the kernel
+    is larger than the input) keeps unchanged the window of an axis it takes for a
+    "group" dimension -- zero padding, no window dilation, ``base_dilation == size``,
+    window stride ``size - 1`` -- although the swapped operands have other sizes there.
+    Shape inference then fails inside a CHECK and the process aborts ("Window
+    dimensions do not match RHS shape"). The forward convolution matches the pattern
+    on an axis with ``k == 2, stride == 2, dilation == 1`` and crop ``(1, 1)``; the
+    weight-gradient convolution JAX derives from it keeps the forward's low padding
+    and matches it in other cases (output length == stride, dilation == stride - 1).
+    Both need a zero low padding, so every axis with zero low padding is a hazard:
+    convt's ``lhs_dilated`` gives each of them one (tests/test_lowering.py checks it).
+    """
+    return tuple(
+        a
+        for a, (k, d, (lo, _)) in enumerate(zip(kernel, spec.dilation, spec.crop))
+        if d * (k - 1) - lo == 0
+    )

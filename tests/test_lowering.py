@@ -8,9 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convt import ConvTransposeSpec, choose_method, conv_transpose
-from convt.lowering import xla_swap_hazard_axes
-from helpers import TOL, assert_close, randn, reference_conv_transpose, reference_vjp
+from convt import ConvTransposeSpec, choose_method, conv_transpose, lowering
+from helpers import (
+    TOL,
+    assert_close,
+    randn,
+    reference_conv_transpose,
+    reference_vjp,
+    xla_swap_hazard_axes,
+)
 
 
 @st.composite
@@ -69,34 +75,17 @@ def compare_with_reference(spec, x_shape, w_shape, method, seed, dtype="float64"
     assert np.abs(np.asarray(got[3], np.float64) - want[3]).max() <= TOL[dtype] * magnitude
 
 
-@given(case=specs(), seed=st.integers(0, 2**20))
-def test_lhs_dilated_equals_definition(case, seed):
-    compare_with_reference(*case, "lhs_dilated", seed)
+# The layers each lowering applies to (the record's ``requires``); the others take any.
+LAYERS_FOR = {"tapsum": specs(depthwise=True), "matmul": specs(nonoverlapping=True)}
 
 
-@given(case=specs(), seed=st.integers(0, 2**20))
-def test_phase_equals_definition(case, seed):
-    compare_with_reference(*case, "phase", seed)
-
-
-@given(case=specs(), seed=st.integers(0, 2**20))
-def test_phase_gemm_equals_definition(case, seed):
-    compare_with_reference(*case, "phase_gemm", seed)
-
-
-@given(case=specs(), seed=st.integers(0, 2**20))
-def test_col2im_equals_definition(case, seed):
-    compare_with_reference(*case, "col2im", seed)
-
-
-@given(case=specs(), seed=st.integers(0, 2**20))
-def test_adjoint_equals_definition(case, seed):
-    compare_with_reference(*case, "adjoint", seed)
-
-
-@given(case=specs(), seed=st.integers(0, 2**20))
-def test_phase_conv_equals_definition(case, seed):
-    compare_with_reference(*case, "phase_conv", seed)
+@pytest.mark.parametrize("method", lowering.LOWERINGS)
+@given(data=st.data(), seed=st.integers(0, 2**20))
+def test_lowering_equals_definition(method, data, seed):
+    """Every registered lowering: values and the three gradients against the numpy
+    definition, float64."""
+    case = data.draw(LAYERS_FOR.get(method, specs()))
+    compare_with_reference(*case, method, seed)
 
 
 SPLITS = [
@@ -115,7 +104,11 @@ def test_split_equals_definition(method, case, seed):
     compare_with_reference(*case, method, seed)
 
 
-@pytest.mark.parametrize("method", ["phase", "col2im/phase_gemm", "adjoint", "phase_conv/adjoint"])
+# The lowerings whose records carry their own derivatives (custom JVPs)
+CUSTOM = [name for name, record in lowering.LOWERINGS.items() if record.tangent_rule]
+
+
+@pytest.mark.parametrize("method", [*CUSTOM, "col2im/phase_gemm", "phase_conv/adjoint"])
 @given(case=specs(), seed=st.integers(0, 2**20))
 def test_forward_mode_equals_reference(method, case, seed):
     method_ = method
@@ -143,7 +136,7 @@ def test_forward_mode_equals_reference(method, case, seed):
     assert_close(hvp, hvp_ref, "float64", 10)
 
 
-@pytest.mark.parametrize("method", ["col2im", "phase", "phase_gemm/col2im", "adjoint"])
+@pytest.mark.parametrize("method", [*CUSTOM, "phase_gemm/col2im"])
 @given(case=specs(), seed=st.integers(0, 2**20))
 def test_one_argument_derivatives(method, case, seed):
     """Gradients and JVPs in one argument, the other a symbolic zero in the custom
@@ -170,26 +163,17 @@ def test_one_argument_derivatives(method, case, seed):
     assert_close(tangent_w, reference_conv_transpose(x, dw, spec), "float64")
 
 
-@given(case=specs(depthwise=True), seed=st.integers(0, 2**20))
-def test_tapsum_equals_definition(case, seed):
-    compare_with_reference(*case, "tapsum", seed)
-
-
-@given(case=specs(nonoverlapping=True), seed=st.integers(0, 2**20))
-def test_matmul_equals_definition(case, seed):
-    compare_with_reference(*case, "matmul", seed)
-
-
 @given(case=specs(), seed=st.integers(0, 2**20))
 def test_auto_equals_definition_float32(case, seed):
     compare_with_reference(*case, "auto", seed, dtype="float32")
 
 
-@pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm", "col2im", "adjoint"])
-@given(case=specs(), seed=st.integers(0, 2**20))
-def test_float32_equals_definition(method, case, seed):
+@pytest.mark.parametrize("method", lowering.LOWERINGS)
+@given(data=st.data(), seed=st.integers(0, 2**20))
+def test_float32_equals_definition(method, data, seed):
     """float32 through XLA's CPU kernels (whose float32 input gradients were wrong for
     convolutions padded beyond the kernel, as extending crops once made them)."""
+    case = data.draw(LAYERS_FOR.get(method, specs()))
     compare_with_reference(*case, method, seed, dtype="float32")
 
 
@@ -376,6 +360,21 @@ def test_hazard_axes():
     spec = ConvTransposeSpec((1, 2), (1, 1), ((1, 1), (1, 1)))
     assert xla_swap_hazard_axes(spec, (4, 2)) == (1,)
     assert xla_swap_hazard_axes(spec, (4, 3)) == ()
+
+
+@given(spec_and_shapes=specs())
+def test_lhs_dilated_pads_every_hazard_axis(spec_and_shapes):
+    """Every axis XLA's operand swap could misread gets a nonzero low padding in
+    ``lhs_dilated``'s convolution (and its weight gradient keeps it)."""
+    spec, x_shape, w_shape = spec_and_shapes
+    jaxpr = jax.make_jaxpr(lambda x, w: lowering.lhs_dilated(x, w, spec))(
+        jnp.zeros(x_shape), jnp.zeros(w_shape)
+    )
+    (conv,) = [e for e in jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
+    for axis in xla_swap_hazard_axes(spec, w_shape[2:]):
+        # a one-tap kernel is never larger than the input, so XLA never swaps it
+        if w_shape[2 + axis] > 1:
+            assert conv.params["padding"][axis][0] >= 1, (spec, w_shape)
 
 
 @pytest.mark.parametrize("method", ["lhs_dilated", "phase", "phase_gemm", "col2im"])

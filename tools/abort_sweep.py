@@ -7,13 +7,14 @@ when the child dies the last printed configuration is recorded and the sweep res
 after it. For every configuration it runs (a) the raw lhs-dilated ``lax`` convolution
 without convt's workaround, forward only, and (b) every convt lowering, forward and
 ``jax.grad`` with respect to input and weight. It reports which aborted and whether the
-raw aborts are exactly the configurations :func:`convt.lowering.xla_swap_hazard_axes`
+raw aborts are exactly the configurations ``xla_swap_hazard_axes`` (tests/helpers.py)
 predicts (with XLA's kernel-larger-than-input condition).
 """
 
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -73,7 +74,9 @@ for line in sys.stdin:
 def predicted(c):
     """Whether convt's workaround treats this configuration (some hazard axis)."""
     from convt import ConvTransposeSpec
-    from convt.lowering import xla_swap_hazard_axes
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+    from helpers import xla_swap_hazard_axes
 
     spec = ConvTransposeSpec(
         tuple(c["s"]),
