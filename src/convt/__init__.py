@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 # Submodules loaded on attribute access: every registered convention's module, and the
 # supporting modules.
-_SUPPORTING = ("convention", "core", "spec", "lowering", "layers", "cli")
+_SUPPORTING = ("convention", "core", "spec", "lowering", "auto", "layers", "cli")
 _LAZY = (*(module.rpartition(".")[2] for module in _registry.MODULES.values()), *_SUPPORTING)
 
 

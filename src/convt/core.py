@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from convt import auto as auto_rules
 from convt import lowering
 from convt.spec import ConvTransposeSpec
 
@@ -16,16 +17,8 @@ Method = str  # "auto", a name from lowering.LOWERINGS, or "forward/backward"
 METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
 
 
-# The platforms `jax.lax.platform_dependent` names, and the rules `choose_method` applies
-# to each (any other platform gets the CPU's).
-PLATFORM_RULES = {"cpu": "cpu", "cuda": "gpu", "rocm": "gpu", "tpu": "tpu"}
-GPU_BACKENDS = ("gpu", "cuda", "rocm")
-
 # The largest output convt computes: a bigger one is refused before any work.
 MAX_OUTPUT_BYTES = 2**40
-
-COL2IM_LIMIT_BYTES = 48e6  # the largest col2im product tensor auto allows (see below)
-PHASE_GEMM_LIMIT_BYTES = 24e6  # the largest channels-last windows auto's forward builds
 
 
 def choose_method(
@@ -34,153 +27,17 @@ def choose_method(
     backend: str,
     input_shape: tuple[int, ...] | None = None,
 ) -> str:
-    """The lowering ``method="auto"`` picks, by backend and shape: one name, or
+    """The lowering ``method="auto"`` picks on ``backend`` (``"cpu"``, ``"gpu"``/
+    ``"cuda"``/``"rocm"`` or ``"tpu"``) for this layer: one name, or
     ``"forward/backward"`` when values and derivatives are fastest in different
-    lowerings (`lowering.split`).
+    lowerings (`lowering.split`). ``input_shape`` (the input's, as laid out) sizes the
+    im2cols the CPU's rules compare.
 
-    On the CPU, by measurement (``benchmarks/bench.py``, results in
-    docs/benchmarks.md). ``col2im`` wherever its products are the smaller im2col
-    (`_im2col_elements`: at most 0.9x the phase windows, 0.25x with fewer than 8 output
-    channels per group, whose adds are short), forward and backward, except for the
-    stamps and groups below. Otherwise, for the forward: non-overlapping stamps
-    (``kernel == stride``, ``dilation == 1``) are one matrix product (``matmul``);
-    grouped layers a group-batched GEMM over tap windows (``phase_gemm``), depthwise
-    channels-last ones a sum of shifted products (``tapsum``); unstrided layers
-    ``lhs_dilated`` (a plain convolution); 2-D layers ``phase`` (XLA's stride-1
-    convolution, which needs no windows); the others ``phase_gemm``, except
-    channels-last ones with windows above ``PHASE_GEMM_LIMIT_BYTES`` (``phase``). For
-    the derivatives: grouped layers and products above ``COL2IM_LIMIT_BYTES``
-    (float32; the phase windows keep peak memory within 2x torch's on a large-spatial
-    layer) ``phase_gemm`` (``matmul`` if that is the forward); unstrided layers
-    ``lhs_dilated`` (XLA's convolution transposes well). On channels-first inputs
-    the rest take ``phase_gemm``, whose windows there are contiguous slices of the
-    input (depthwise layers too: 3x faster than ``tapsum``). On channels-last inputs
-    depthwise layers take ``tapsum``, and the others ``col2im`` up to 1.5x the
-    windows (3-D always), then ``phase_gemm``. The derivatives were timed with the
-    values (as training computes them) and a cotangent that is an argument: a
-    constant one let XLA fold the cotangent's im2col at compile time.
-    ``input_shape`` (the input's, as laid out) sizes the im2cols; without it a
-    16-wide image of batch 1 is assumed.
-
-    On a GPU (``backend`` ``"gpu"``, ``"cuda"`` or ``"rocm"``) the layer runs the three
-    convolutions torch's CUDA path runs (read from XLA:GPU's optimised HLO for an H100
-    target, `benchmarks/accelerators.py`; not timed): non-overlapping stamps
-    ``matmul`` (GEMMs); ungrouped, undilated layers ``adjoint`` (cuDNN backward-data
-    forward, forward-convolution input gradient, backward-filter weight gradient); the
-    others ``phase_conv/adjoint`` (the phase decomposition's stride-1 convolution
-    forward, grouped and dilated as the layer is: XLA:GPU zero-stuffs the lhs-dilated
-    form of these layers; ``adjoint``'s derivatives). The TPU's rules are in
-    `_tpu_method`.
-
-    On every platform, stamps with gaps between them (the dilated kernel shorter than
-    the stride) take ``matmul``, whose program does not grow with the stride, and
-    overlapping layers with more than `lowering.MAX_PHASES` stride phases skip the
-    phase forms (``lhs_dilated``; ``adjoint`` on a GPU).
+    The rules are one table, `convt.auto.RULES` (first match per platform and
+    direction, each rule with its reason and its measurement's source), printed in
+    docs/lowerings.md.
     """
-    kernel = tuple(weight_shape[2:])
-    nonoverlapping = all(k == s for k, s in zip(kernel, spec.stride)) and all(
-        d == 1 for d in spec.dilation
-    )
-    if not nonoverlapping and lowering.stamps_apart(kernel, spec):
-        return "matmul"  # gaps between the stamps: the phase forms would compute zeros
-    if math.prod(spec.stride) > lowering.MAX_PHASES:  # too many for the phase forms
-        return "adjoint" if backend in GPU_BACKENDS else "lhs_dilated"
-    if backend in GPU_BACKENDS:
-        if nonoverlapping:
-            return "matmul"
-        if spec.groups == 1 and all(d == 1 for d in spec.dilation):
-            return "adjoint"
-        return "phase_conv/adjoint"
-    if backend == "tpu":
-        return _tpu_method(spec, weight_shape, nonoverlapping)
-    depthwise = spec.groups > 1 and weight_shape[0] == spec.groups
-    channels_first = spec.layout == "channels_first"
-    products, windows = _im2col_elements(spec, weight_shape, input_shape)
-    # col2im's products are an im2col of the output: above ~48 MB (float32) they fell
-    # off the caches (a 3-D decoder head's input gradient ran 20x slower)
-    small = products * 4 <= COL2IM_LIMIT_BYTES
-    # col2im's adds run along the output channels: with few of them (FSRCNN's 3) each
-    # add is short, and the phase forms won unless col2im moved 4x fewer elements
-    few_channels = weight_shape[1] < 8
-    col2im_smaller = small and products <= (0.25 if few_channels else 0.9) * windows
-    unstrided = all(s == 1 for s in spec.stride)
-    if nonoverlapping:
-        forward = "matmul"
-    elif depthwise and not channels_first:
-        forward = "tapsum"
-    elif spec.groups > 1:
-        forward = "phase_gemm"
-    elif col2im_smaller:
-        forward = "col2im"
-    elif unstrided:
-        forward = "lhs_dilated"
-    elif spec.ndim == 2 or (not channels_first and windows * 4 > PHASE_GEMM_LIMIT_BYTES):
-        forward = "phase"  # XLA's stride-1 convolution, which needs no windows
-    else:
-        forward = "phase_gemm"
-    if depthwise and not channels_first:
-        backward = "tapsum"
-    elif spec.groups > 1 or not small:
-        backward = "matmul" if forward == "matmul" else "phase_gemm"
-    elif col2im_smaller:
-        backward = "col2im"
-    elif unstrided:  # XLA's plain convolution transposes well
-        backward = "lhs_dilated"
-    elif channels_first or (spec.ndim < 3 and products > 1.5 * windows):
-        backward = "phase_gemm"
-    else:
-        backward = "col2im"
-    return forward if forward == backward else f"{forward}/{backward}"
-
-
-def _tpu_method(spec: ConvTransposeSpec, weight_shape, nonoverlapping: bool) -> str:
-    """TPU: by the TPU compiler's own estimates (libtpu's ``optimal_seconds`` for the
-    forward, input gradient and weight gradient apart, TPU v6e and v5e targets;
-    ``benchmarks/accelerators.py``, tables in docs/accelerators.md). XLA:TPU's
-    lhs-dilated convolution is the fastest forward on most layers. Non-overlapping
-    stamps take ``matmul``'s GEMMs for the derivatives, and for the forward too unless
-    they are 2-D with stride 2 (there the lhs-dilated forward was estimated up to 2.7x
-    faster: Mask R-CNN's head). Ungrouped, undilated 1-D and 2-D layers take
-    ``adjoint``'s derivatives (the weight gradient estimated up to 1.6x faster than
-    the lhs-dilated form's, never slower); 3-D ones keep the lhs-dilated derivatives
-    (adjoint's 1.4x slower on MONAI's layer). Depthwise layers take ``tapsum``'s
-    products for the derivatives (``phase_conv``'s grouped weight gradient,
-    ``adjoint``'s there, was estimated 11-30x slower); other grouped and dilated layers,
-    none of them in the zoo, keep the lhs-dilated form (reasoned, not estimated)."""
-    depthwise = spec.groups > 1 and weight_shape[0] == spec.groups
-    if nonoverlapping:
-        if spec.ndim == 2 and all(s == 2 for s in spec.stride):
-            return "lhs_dilated/matmul"
-        return "matmul"
-    if depthwise:
-        return "lhs_dilated/tapsum"
-    if spec.groups > 1 or any(d > 1 for d in spec.dilation) or spec.ndim == 3:
-        return "lhs_dilated"
-    return "adjoint"
-
-
-def _im2col_elements(spec, weight_shape, input_shape) -> tuple[float, float]:
-    """Elements the two im2col forms move: ``col2im``'s products ``N X C_out prod(k)``,
-    against the phase forms' input windows ``N Z C_in prod(width)`` (scaled by the
-    zero taps they multiply when the stride's period does not divide the kernel) plus
-    their re-laid-out weight, twice."""
-    kernel = weight_shape[2:]
-    c_in, c_out = weight_shape[0], weight_shape[1] * spec.groups
-    if input_shape is None:
-        batch, spatial = 1, (16,) * spec.ndim
-    else:
-        batch = input_shape[0]
-        spatial = [input_shape[a] for a in spec.spatial_axes]
-    width, padded = [], []
-    for k, s, d in zip(kernel, spec.stride, spec.dilation):
-        period = s // math.gcd(s, d)
-        width.append(-(-k // period))
-        padded.append(width[-1] * s)
-    windows = batch * math.prod(n + w - 1 for n, w in zip(spatial, width)) * c_in
-    waste = math.prod(padded) / math.prod(kernel)
-    products = batch * math.prod(spatial) * c_out * math.prod(kernel)
-    relaid = c_in * weight_shape[1] * math.prod(padded)
-    return products, windows * math.prod(width) * waste + 2 * relaid
+    return auto_rules.choose(spec, weight_shape, backend, input_shape)
 
 
 def _check_method(method: str, spec: ConvTransposeSpec, weight_shape) -> None:
@@ -364,7 +221,7 @@ def _auto(x, w, *, spec, precision, preferred_element_type):
             choose_method(spec, w.shape, rules, x.shape),
             rules == "cpu" and _widen_on_cpu(x.dtype, preferred_element_type),
         )
-        for platform, rules in PLATFORM_RULES.items()
+        for platform, rules in auto_rules.PLATFORM_RULES.items()
     }
 
     def run(choice: _Choice, x, w):
