@@ -18,7 +18,7 @@ OUT = Path(__file__).parent / "img"
 
 def stamps(x, w, stride, dilation=1):
     """Each input element's contribution, computed by convt with one-hot inputs."""
-    spec = ConvTransposeSpec((stride,), (dilation,), ((0, 0),))
+    spec = ConvTransposeSpec(stride=(stride,), dilation=(dilation,), crop=((0, 0),))
     rows = []
     for i in range(len(x)):
         one = np.zeros((1, 1, len(x)))
@@ -66,7 +66,7 @@ def effects():
     ]
     fig, axes = plt.subplots(len(cases), 1, figsize=(8, 6.5), sharex=True)
     for ax, (title, s, d, c) in zip(axes, cases):
-        spec = ConvTransposeSpec(s, d, c)
+        spec = ConvTransposeSpec(stride=s, dilation=d, crop=c)
         y = np.asarray(
             conv_transpose(jnp.asarray(x)[None, None], jnp.asarray(w)[None, None], spec=spec)
         )[0, 0]

@@ -52,7 +52,7 @@ from convt import ConvTransposeSpec, conv_transpose
 jax.config.update("jax_enable_x64", True)
 
 def run1d(x, w, stride=1, dilation=1, crop=(0, 0)):
-    spec = ConvTransposeSpec((stride,), (dilation,), (crop,))
+    spec = ConvTransposeSpec(stride=(stride,), dilation=(dilation,), crop=(crop,))
     return np.asarray(conv_transpose(jnp.asarray(x, float)[None, None], jnp.asarray(w, float)[None, None], spec=spec))[0, 0]
 """,
     ),

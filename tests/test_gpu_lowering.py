@@ -91,7 +91,13 @@ CASES = [
         (
             (2, 3, *[5] * n),
             (3, 4, *[k] * n),
-            ConvTransposeSpec((s,) * n, (1,) * n, ((lo, hi),) * n, 1, "channels_first"),
+            ConvTransposeSpec(
+                stride=(s,) * n,
+                dilation=(1,) * n,
+                crop=((lo, hi),) * n,
+                groups=1,
+                layout="channels_first",
+            ),
         )
         for n, k, s, (lo, hi) in itertools.product(
             (1, 2, 3), (1, 3, 4), (1, 2, 3), ((0, 0), (1, 0), (5, 4), (-2, 3), (2, -1))
@@ -100,12 +106,26 @@ CASES = [
     (
         (2, 6, 6, 4),
         (4, 2, 3, 3),
-        ConvTransposeSpec((2, 2), (1, 1), ((4, 3), (0, 0)), 1, "channels_last"),
+        ConvTransposeSpec(
+            stride=(2, 2), dilation=(1, 1), crop=((4, 3), (0, 0)), groups=1, layout="channels_last"
+        ),
     ),
-    ((2, 4, 6, 6), (4, 2, 3, 3), ConvTransposeSpec((2, 2), (1, 1), ((1, 0), (1, 0)), 2)),
-    ((2, 4, 6, 6), (4, 1, 3, 3), ConvTransposeSpec((2, 2), (1, 1), ((1, 0), (1, 0)), 4)),
-    ((2, 3, 6, 6), (3, 2, 3, 3), ConvTransposeSpec((2, 2), (2, 1), ((1, 0), (1, 0)))),
-    ((2, 3, 7), (3, 2, 3), ConvTransposeSpec((3,), (2,), ((6, 0),))),
+    (
+        (2, 4, 6, 6),
+        (4, 2, 3, 3),
+        ConvTransposeSpec(stride=(2, 2), dilation=(1, 1), crop=((1, 0), (1, 0)), groups=2),
+    ),
+    (
+        (2, 4, 6, 6),
+        (4, 1, 3, 3),
+        ConvTransposeSpec(stride=(2, 2), dilation=(1, 1), crop=((1, 0), (1, 0)), groups=4),
+    ),
+    (
+        (2, 3, 6, 6),
+        (3, 2, 3, 3),
+        ConvTransposeSpec(stride=(2, 2), dilation=(2, 1), crop=((1, 0), (1, 0))),
+    ),
+    ((2, 3, 7), (3, 2, 3), ConvTransposeSpec(stride=(3,), dilation=(2,), crop=((6, 0),))),
 ]
 
 

@@ -103,5 +103,7 @@ def test_groups_are_not_expressible():
 
     with pytest.raises(NotExpressible, match="no groups"):
         convt.keras.from_spec(
-            ConvTransposeSpec((2,), (1,), ((0, 0),), 2), kernel_size=(3,), input_size=(4,)
+            ConvTransposeSpec(stride=(2,), dilation=(1,), crop=((0, 0),), groups=2),
+            kernel_size=(3,),
+            input_size=(4,),
         )

@@ -39,7 +39,13 @@ def specs(draw, depthwise=False, nonoverlapping=False):
     groups = draw(st.integers(1, 3))
     c_in = groups if depthwise else groups * draw(st.integers(1, 2))
     layout = draw(st.sampled_from(["channels_first", "channels_last"]))
-    spec = ConvTransposeSpec(tuple(stride), tuple(dilation), tuple(crop), groups, layout)
+    spec = ConvTransposeSpec(
+        stride=tuple(stride),
+        dilation=tuple(dilation),
+        crop=tuple(crop),
+        groups=groups,
+        layout=layout,
+    )
     c_out_g = draw(st.integers(1, 3))
     x_shape = (
         (draw(st.integers(1, 2)), c_in, *n)
@@ -195,7 +201,7 @@ def test_empty_batch(method, ndim):
 @pytest.mark.parametrize("groups", [1, 2])
 def test_no_spatial_axes(method, groups):
     """Zero spatial axes: a (grouped) matrix product, as chainerx's own tests use it."""
-    spec = ConvTransposeSpec((), (), (), groups)
+    spec = ConvTransposeSpec(stride=(), dilation=(), crop=(), groups=groups)
     compare_with_reference(spec, (3, 4), (4, 5), method, 1)
     x, w = np.arange(8.0).reshape(2, 4), np.arange(20.0).reshape(4, 5)
     if groups == 1:
@@ -208,7 +214,7 @@ def test_no_spatial_axes(method, groups):
     ["lhs_dilated", "phase", "phase_gemm", "col2im", "matmul", "tapsum", "adjoint", "phase_conv"],
 )
 def test_low_precision(dtype, method):
-    spec = ConvTransposeSpec((2, 2), (1, 1), ((0, 0), (0, 0)), groups=4)
+    spec = ConvTransposeSpec(stride=(2, 2), dilation=(1, 1), crop=((0, 0), (0, 0)), groups=4)
     rng = np.random.default_rng(3)
     x, w = randn(rng, (2, 4, 5, 5)), randn(rng, (4, 2, 2, 2))
     want = conv_transpose(x, w, spec=spec, method="lhs_dilated")
@@ -277,7 +283,7 @@ def test_large_strides_trace_in_bounded_work():
 
 
 def test_hazard_axes():
-    spec = ConvTransposeSpec((1, 2), (1, 1), ((1, 1), (1, 1)))
+    spec = ConvTransposeSpec(stride=(1, 2), dilation=(1, 1), crop=((1, 1), (1, 1)))
     assert xla_swap_hazard_axes(spec, (4, 2)) == (1,)
     assert xla_swap_hazard_axes(spec, (4, 3)) == ()
 
@@ -303,7 +309,9 @@ def test_float32_input_gradient_with_padding_beyond_the_kernel(method, jit):
     """A crop that extends on the left (crop lo = -1 with a 2-tap phase kernel) once gave
     XLA's CPU backend a negative-padding input-gradient convolution, which it computed
     wrongly in float32 (found by flax's fixtures): compared with the numpy definition."""
-    spec = ConvTransposeSpec((1, 3), (1, 1), ((-1, 1), (2, 2)), 1, "channels_last")
+    spec = ConvTransposeSpec(
+        stride=(1, 3), dilation=(1, 1), crop=((-1, 1), (2, 2)), groups=1, layout="channels_last"
+    )
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 2, 2, 1)).astype(np.float32)
     w = rng.standard_normal((1, 2, 2, 3)).astype(np.float32)

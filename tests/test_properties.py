@@ -48,7 +48,7 @@ def test_adjoint_of_forward_convolution(n, k, s, d, p, seed):
     """<conv(z), x> == <z, conv_transpose(x)> for the matching strided convolution."""
     full = (n - 1) * s + d * (k - 1) + 1
     lo, hi = min(p, (full - 1) // 2), min(p, (full - 1) // 2)
-    spec = ConvTransposeSpec((s,), (d,), ((lo, hi),))
+    spec = ConvTransposeSpec(stride=(s,), dilation=(d,), crop=((lo, hi),))
     out_len = full - lo - hi
     rng = np.random.default_rng(seed)
     w = randn(rng, (3, 2, k), "float64")
@@ -143,7 +143,7 @@ def test_grad_wrt_input_weight_bias(method):
 
 def test_spec_is_static_and_hashable():
     a = ConvTransposeSpec.create(2, stride=2, crop=1)
-    b = ConvTransposeSpec((2, 2), (1, 1), [[1, 1], [1, 1]])
+    b = ConvTransposeSpec(stride=(2, 2), dilation=(1, 1), crop=[[1, 1], [1, 1]])
     assert a == b and hash(a) == hash(b)
     assert a.output_shape((1, 3, 4, 4), (3, 5, 4, 4)) == (1, 5, 8, 8)
     cl = ConvTransposeSpec.create(2, stride=2, crop=1, layout="channels_last")

@@ -23,7 +23,13 @@ def specs(draw):
         lo = draw(st.integers(-1, full - 1))
         crop.append((lo, draw(st.integers(-2, full - lo - 1))))
     layout = draw(st.sampled_from(["channels_first", "channels_first", "channels_last"]))
-    spec = ConvTransposeSpec(stride, dilation, tuple(crop), draw(st.integers(1, 2)), layout)
+    spec = ConvTransposeSpec(
+        stride=stride,
+        dilation=dilation,
+        crop=tuple(crop),
+        groups=draw(st.integers(1, 2)),
+        layout=layout,
+    )
     return spec, size, kernel
 
 
@@ -42,7 +48,7 @@ def test_round_trip(case):
 
 
 def test_paddle_expresses_every_nonnegative_left_crop():
-    spec = ConvTransposeSpec((2, 3), (1, 2), ((0, 3), (2, -2)))
+    spec = ConvTransposeSpec(stride=(2, 3), dilation=(1, 2), crop=((0, 3), (2, -2)))
     params = convt.paddle.from_spec(spec)
     assert params["padding"] == [0, 3, 2, 0] and params["output_padding"] == (0, 2)
     assert convt.paddle.to_spec(2, **params) == spec

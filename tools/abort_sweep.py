@@ -79,10 +79,10 @@ def predicted(c):
     from helpers import xla_swap_hazard_axes
 
     spec = ConvTransposeSpec(
-        tuple(c["s"]),
-        tuple(c["d"]),
-        tuple((p, p - o) for p, o in zip(c["p"], c["op"])),
-        c["groups"],
+        stride=tuple(c["s"]),
+        dilation=tuple(c["d"]),
+        crop=tuple((p, p - o) for p, o in zip(c["p"], c["op"])),
+        groups=c["groups"],
     )
     return bool(xla_swap_hazard_axes(spec, c["k"]))
 

@@ -132,7 +132,7 @@ def features(
     )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Rule:
     """``method`` when ``when(features)`` holds (``condition``: the same, in words)."""
 
@@ -155,135 +155,158 @@ TPU_SOURCE = "libtpu's estimates, v5e and v6e: benchmarks/accelerators.py tpu, d
 TRACE_SOURCE = "trace size: tests/test_lowering.py::test_large_strides_trace_in_bounded_work"
 
 _GAPS = Rule(
-    "stamps apart, with gaps (dilated kernel < stride on some axis)",
-    "matmul",
-    lambda f: f.gaps,
-    "the phase forms would compute the zeros, and trace once per phase",
-    TRACE_SOURCE,
+    condition="stamps apart, with gaps (dilated kernel < stride on some axis)",
+    method="matmul",
+    when=lambda f: f.gaps,
+    reason="the phase forms would compute the zeros, and trace once per phase",
+    source=TRACE_SOURCE,
 )
 
 
 def _too_many_phases(method: str) -> Rule:
     return Rule(
-        f"more than {MAX_PHASES} stride phases",
-        method,
-        lambda f: f.too_many_phases,
-        "the phase forms' programs grow with the phases (refused beyond)",
-        TRACE_SOURCE,
+        condition=f"more than {MAX_PHASES} stride phases",
+        method=method,
+        when=lambda f: f.too_many_phases,
+        reason="the phase forms' programs grow with the phases (refused beyond)",
+        source=TRACE_SOURCE,
     )
 
 
 _CPU_FORWARD = (
     _GAPS,
     _too_many_phases("lhs_dilated"),
-    Rule("kernel == stride", "matmul", lambda f: f.nonoverlapping, "one GEMM", CPU_SOURCE),
     Rule(
-        "depthwise, channels last",
-        "tapsum",
-        lambda f: f.depthwise and not f.channels_first,
-        "XLA's CPU grouped convolution is slow; shifted products are not",
-        CPU_SOURCE,
+        condition="kernel == stride",
+        method="matmul",
+        when=lambda f: f.nonoverlapping,
+        reason="one GEMM",
+        source=CPU_SOURCE,
     ),
     Rule(
-        "grouped",
-        "phase_gemm",
-        lambda f: f.grouped,
-        "a group-batched GEMM beats XLA's CPU grouped convolution",
-        CPU_SOURCE,
+        condition="depthwise, channels last",
+        method="tapsum",
+        when=lambda f: f.depthwise and not f.channels_first,
+        reason="XLA's CPU grouped convolution is slow; shifted products are not",
+        source=CPU_SOURCE,
     ),
     Rule(
-        "col2im's products the smaller im2col, and small",
-        "col2im",
-        lambda f: f.col2im_smaller,
-        "many channels over a small image: the GEMM dominates",
-        CPU_SOURCE,
+        condition="grouped",
+        method="phase_gemm",
+        when=lambda f: f.grouped,
+        reason="a group-batched GEMM beats XLA's CPU grouped convolution",
+        source=CPU_SOURCE,
     ),
     Rule(
-        "unstrided",
-        "lhs_dilated",
-        lambda f: f.unstrided,
-        "a plain convolution",
-        CPU_SOURCE,
+        condition="col2im's products the smaller im2col, and small",
+        method="col2im",
+        when=lambda f: f.col2im_smaller,
+        reason="many channels over a small image: the GEMM dominates",
+        source=CPU_SOURCE,
     ),
     Rule(
-        "2-D, or channels last with large windows",
-        "phase",
-        lambda f: f.ndim == 2 or (not f.channels_first and f.large_windows),
-        "XLA's stride-1 convolution needs no windows",
-        CPU_SOURCE,
+        condition="unstrided",
+        method="lhs_dilated",
+        when=lambda f: f.unstrided,
+        reason="a plain convolution",
+        source=CPU_SOURCE,
     ),
-    Rule("otherwise", "phase_gemm", _always, "one GEMM over small windows", CPU_SOURCE),
+    Rule(
+        condition="2-D, or channels last with large windows",
+        method="phase",
+        when=lambda f: f.ndim == 2 or (not f.channels_first and f.large_windows),
+        reason="XLA's stride-1 convolution needs no windows",
+        source=CPU_SOURCE,
+    ),
+    Rule(
+        condition="otherwise",
+        method="phase_gemm",
+        when=_always,
+        reason="one GEMM over small windows",
+        source=CPU_SOURCE,
+    ),
 )
 
 _CPU_BACKWARD = (
     _GAPS,
     _too_many_phases("lhs_dilated"),
     Rule(
-        "depthwise, channels last",
-        "tapsum",
-        lambda f: f.depthwise and not f.channels_first,
-        "its transposes are products too",
-        CPU_SOURCE,
+        condition="depthwise, channels last",
+        method="tapsum",
+        when=lambda f: f.depthwise and not f.channels_first,
+        reason="its transposes are products too",
+        source=CPU_SOURCE,
     ),
     Rule(
-        "kernel == stride, grouped or col2im's products not small",
-        "matmul",
-        lambda f: f.nonoverlapping and (f.grouped or not f.small),
-        "GEMMs",
-        CPU_SOURCE,
+        condition="kernel == stride, grouped or col2im's products not small",
+        method="matmul",
+        when=lambda f: f.nonoverlapping and (f.grouped or not f.small),
+        reason="GEMMs",
+        source=CPU_SOURCE,
     ),
     Rule(
-        "grouped, or col2im's products not small",
-        "phase_gemm",
-        lambda f: f.grouped or not f.small,
-        "grouped: the group-batched GEMM; large products fell off the caches (a 3-D "
+        condition="grouped, or col2im's products not small",
+        method="phase_gemm",
+        when=lambda f: f.grouped or not f.small,
+        reason="grouped: the group-batched GEMM; large products fell off the caches (a 3-D "
         "head's input gradient 20x slower with col2im)",
-        CPU_SOURCE,
+        source=CPU_SOURCE,
     ),
     Rule(
-        "col2im's products the smaller im2col",
-        "col2im",
-        lambda f: f.col2im_smaller,
-        "the cotangent's im2col and two GEMMs move the least",
-        CPU_SOURCE,
+        condition="col2im's products the smaller im2col",
+        method="col2im",
+        when=lambda f: f.col2im_smaller,
+        reason="the cotangent's im2col and two GEMMs move the least",
+        source=CPU_SOURCE,
     ),
     Rule(
-        "unstrided",
-        "lhs_dilated",
-        lambda f: f.unstrided,
-        "XLA's plain convolution transposes well",
-        CPU_SOURCE,
+        condition="unstrided",
+        method="lhs_dilated",
+        when=lambda f: f.unstrided,
+        reason="XLA's plain convolution transposes well",
+        source=CPU_SOURCE,
     ),
     Rule(
-        "channels first, or 1-D/2-D with products above 1.5x the windows",
-        "phase_gemm",
-        lambda f: f.channels_first or (f.ndim < 3 and f.products_over_windows),
-        "on channels-first inputs the windows are contiguous slices",
-        CPU_SOURCE,
+        condition="channels first, or 1-D/2-D with products above 1.5x the windows",
+        method="phase_gemm",
+        when=lambda f: f.channels_first or (f.ndim < 3 and f.products_over_windows),
+        reason="on channels-first inputs the windows are contiguous slices",
+        source=CPU_SOURCE,
     ),
-    Rule("otherwise", "col2im", _always, "channels last: col2im kept winning", CPU_SOURCE),
+    Rule(
+        condition="otherwise",
+        method="col2im",
+        when=_always,
+        reason="channels last: col2im kept winning",
+        source=CPU_SOURCE,
+    ),
 )
 
 _GPU_KERNEL_IS_STRIDE = Rule(
-    "kernel == stride", "matmul", lambda f: f.nonoverlapping, "GEMMs", GPU_SOURCE
+    condition="kernel == stride",
+    method="matmul",
+    when=lambda f: f.nonoverlapping,
+    reason="GEMMs",
+    source=GPU_SOURCE,
 )
 _GPU_FORWARD = (
     _GAPS,
     _too_many_phases("adjoint"),
     _GPU_KERNEL_IS_STRIDE,
     Rule(
-        "ungrouped, undilated",
-        "adjoint",
-        lambda f: not f.grouped and not f.dilated,
-        "cuDNN's backward-data convolution",
-        GPU_SOURCE,
+        condition="ungrouped, undilated",
+        method="adjoint",
+        when=lambda f: not f.grouped and not f.dilated,
+        reason="cuDNN's backward-data convolution",
+        source=GPU_SOURCE,
     ),
     Rule(
-        "otherwise (grouped or dilated)",
-        "phase_conv",
-        _always,
-        "XLA:GPU zero-stuffs these layers' lhs-dilated form; the phase convolution is cuDNN's",
-        GPU_SOURCE,
+        condition="otherwise (grouped or dilated)",
+        method="phase_conv",
+        when=_always,
+        reason="XLA:GPU zero-stuffs these layers' lhs-dilated form; the phase "
+        "convolution is cuDNN's",
+        source=GPU_SOURCE,
     ),
 )
 _GPU_BACKWARD = (
@@ -291,11 +314,11 @@ _GPU_BACKWARD = (
     _too_many_phases("adjoint"),
     _GPU_KERNEL_IS_STRIDE,
     Rule(
-        "otherwise",
-        "adjoint",
-        _always,
-        "cuDNN forward (input gradient) and backward-filter (weight gradient) convolutions",
-        GPU_SOURCE,
+        condition="otherwise",
+        method="adjoint",
+        when=_always,
+        reason="cuDNN forward (input gradient) and backward-filter (weight gradient) convolutions",
+        source=GPU_SOURCE,
     ),
 )
 
@@ -303,53 +326,65 @@ _TPU_FORWARD = (
     _GAPS,
     _too_many_phases("lhs_dilated"),
     Rule(
-        "kernel == stride, 2-D, stride 2",
-        "lhs_dilated",
-        lambda f: f.nonoverlapping and f.stride_2_in_2d,
-        "estimated up to 2.7x faster than matmul's GEMMs (Mask R-CNN's head)",
-        TPU_SOURCE,
-    ),
-    Rule("kernel == stride", "matmul", lambda f: f.nonoverlapping, "GEMMs", TPU_SOURCE),
-    Rule(
-        "grouped, dilated or 3-D",
-        "lhs_dilated",
-        lambda f: f.grouped or f.dilated or f.ndim == 3,
-        "XLA:TPU's lhs-dilated convolution does not zero-stuff: the fastest forward",
-        TPU_SOURCE,
+        condition="kernel == stride, 2-D, stride 2",
+        method="lhs_dilated",
+        when=lambda f: f.nonoverlapping and f.stride_2_in_2d,
+        reason="estimated up to 2.7x faster than matmul's GEMMs (Mask R-CNN's head)",
+        source=TPU_SOURCE,
     ),
     Rule(
-        "otherwise",
-        "adjoint",
-        _always,
-        "adjoint's values are the lhs-dilated convolution",
-        TPU_SOURCE,
+        condition="kernel == stride",
+        method="matmul",
+        when=lambda f: f.nonoverlapping,
+        reason="GEMMs",
+        source=TPU_SOURCE,
+    ),
+    Rule(
+        condition="grouped, dilated or 3-D",
+        method="lhs_dilated",
+        when=lambda f: f.grouped or f.dilated or f.ndim == 3,
+        reason="XLA:TPU's lhs-dilated convolution does not zero-stuff: the fastest forward",
+        source=TPU_SOURCE,
+    ),
+    Rule(
+        condition="otherwise",
+        method="adjoint",
+        when=_always,
+        reason="adjoint's values are the lhs-dilated convolution",
+        source=TPU_SOURCE,
     ),
 )
 _TPU_BACKWARD = (
     _GAPS,
     _too_many_phases("lhs_dilated"),
-    Rule("kernel == stride", "matmul", lambda f: f.nonoverlapping, "GEMMs", TPU_SOURCE),
     Rule(
-        "depthwise",
-        "tapsum",
-        lambda f: f.depthwise,
-        "the grouped weight gradient of phase_conv/adjoint estimated 11-30x slower",
-        TPU_SOURCE,
+        condition="kernel == stride",
+        method="matmul",
+        when=lambda f: f.nonoverlapping,
+        reason="GEMMs",
+        source=TPU_SOURCE,
     ),
     Rule(
-        "grouped, dilated or 3-D",
-        "lhs_dilated",
-        lambda f: f.grouped or f.dilated or f.ndim == 3,
-        "adjoint's weight gradient 1.4x slower on MONAI's 3-D layer (grouped, dilated: "
+        condition="depthwise",
+        method="tapsum",
+        when=lambda f: f.depthwise,
+        reason="the grouped weight gradient of phase_conv/adjoint estimated 11-30x slower",
+        source=TPU_SOURCE,
+    ),
+    Rule(
+        condition="grouped, dilated or 3-D",
+        method="lhs_dilated",
+        when=lambda f: f.grouped or f.dilated or f.ndim == 3,
+        reason="adjoint's weight gradient 1.4x slower on MONAI's 3-D layer (grouped, dilated: "
         "reasoned, none in the zoo)",
-        TPU_SOURCE,
+        source=TPU_SOURCE,
     ),
     Rule(
-        "otherwise",
-        "adjoint",
-        _always,
-        "the weight gradient estimated up to 1.6x faster than the lhs-dilated form's",
-        TPU_SOURCE,
+        condition="otherwise",
+        method="adjoint",
+        when=_always,
+        reason="the weight gradient estimated up to 1.6x faster than the lhs-dilated form's",
+        source=TPU_SOURCE,
     ),
 )
 

@@ -87,9 +87,9 @@ def to_spec(
             raise ValueError("chainer: outsize needs kernel_size and input_size to be known")
         kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
         sizes = check_outsize(outsize, tuple(input_size), kernel, stride, pad, dilate)
-        spec = ConvTransposeSpec(stride, dilate, crop, groups)
+        spec = ConvTransposeSpec(stride=stride, dilation=dilate, crop=crop, groups=groups)
         crop = fe.crop_for_size(pad, spec.full_spatial_shape(input_size, kernel), sizes)
-    return ConvTransposeSpec(stride, dilate, crop, groups)
+    return ConvTransposeSpec(stride=stride, dilation=dilate, crop=crop, groups=groups)
 
 
 def from_spec(

@@ -41,7 +41,7 @@ def to_spec(
     pad = fe.int_tuple(pad, ndim, "pad", FRAMEWORK, allow_single=False)
     fe.check_at_least(stride, 1, "stride", FRAMEWORK)
     fe.check_at_least(pad, 0, "pad", FRAMEWORK)
-    spec = ConvTransposeSpec(stride, (1,) * ndim, tuple((p, p) for p in pad))
+    spec = ConvTransposeSpec(stride=stride, dilation=(1,) * ndim, crop=tuple((p, p) for p in pad))
     if outsize is None:
         return spec
     if kernel_size is None or input_size is None:
@@ -72,7 +72,7 @@ def to_spec(
             "or every axis its cover_all version d == floor((l + 2p - k + s - 1) / s) + 1"
         )
     crop = fe.crop_for_size(pad, spec.full_spatial_shape(input_size, kernel), sizes)
-    return ConvTransposeSpec(stride, (1,) * ndim, crop)
+    return ConvTransposeSpec(stride=stride, dilation=(1,) * ndim, crop=crop)
 
 
 def from_spec(

@@ -125,7 +125,7 @@ def to_spec(
         padding, kernel=kernel, stride=stride, dilation=dilation, output_padding=output_padding
     )
     crop = tuple((lo, hi - op) for (lo, hi), op in zip(pairs, applied))
-    return ConvTransposeSpec(stride, dilation, crop, groups)
+    return ConvTransposeSpec(stride=stride, dilation=dilation, crop=crop, groups=groups)
 
 
 def from_spec(

@@ -159,7 +159,9 @@ def to_spec(
                 "Keras's JAX backend computes it: pass backend='jax'"
             )
         crop.append(backend_crop(k_e, s, padding, op))
-    return ConvTransposeSpec(stride, dilation, tuple(crop), 1, layout)
+    return ConvTransposeSpec(
+        stride=stride, dilation=dilation, crop=tuple(crop), groups=1, layout=layout
+    )
 
 
 def layer_to_spec(

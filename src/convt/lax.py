@@ -189,7 +189,13 @@ def to_spec(
         (effective_kernel(k, d) - 1 - a, effective_kernel(k, d) - 1 - b)
         for (a, b), k, d in zip(pairs, kernel, dilation)
     )
-    return ConvTransposeSpec(stride, dilation, crop, 1, layout_of(dimension_numbers, ndim))
+    return ConvTransposeSpec(
+        stride=stride,
+        dilation=dilation,
+        crop=crop,
+        groups=1,
+        layout=layout_of(dimension_numbers, ndim),
+    )
 
 
 def from_spec(

@@ -63,7 +63,12 @@ def to_spec(
     fe.check_at_least(dilation, 1, "dilation", FRAMEWORK)
     fe.check_at_least(padding, 0, "padding", FRAMEWORK)
     fe.check_output_padding(output_padding, stride, dilation, FRAMEWORK, rule="stride")
-    return ConvTransposeSpec(stride, dilation, fe.symmetric_crop(padding, output_padding), groups)
+    return ConvTransposeSpec(
+        stride=stride,
+        dilation=dilation,
+        crop=fe.symmetric_crop(padding, output_padding),
+        groups=groups,
+    )
 
 
 def from_spec(

@@ -158,7 +158,9 @@ def layer_spec(
         else:  # 3-D computes output_padding's outputs; 2-D pads zeros afterwards
             crop.append((before, after - (op if ndim == 3 else 0)))
     zeros_after = ops if ndim == 2 else (0,) * ndim
-    return ConvTransposeSpec(stride, dilation, tuple(crop), group), zeros_after
+    return ConvTransposeSpec(
+        stride=stride, dilation=dilation, crop=tuple(crop), groups=group
+    ), zeros_after
 
 
 def to_spec(

@@ -99,7 +99,9 @@ def to_spec(
                 f"mxnet: adj({AXIS_NAMES[ndim][axis]}) must be smaller than stride, got "
                 f"adj={tuple(adjs)}{where}, stride={stride_}"
             )
-    return ConvTransposeSpec(stride_, dilation, fe.symmetric_crop(pads, adjs), num_group)
+    return ConvTransposeSpec(
+        stride=stride_, dilation=dilation, crop=fe.symmetric_crop(pads, adjs), groups=num_group
+    )
 
 
 def from_spec(

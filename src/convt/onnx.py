@@ -151,13 +151,22 @@ def to_spec(
             size = out[axis] if output_shape is not None else full + adj[axis] - total
         if reading == "onnxruntime":
             _check_consistent(
-                axis, n_in[axis], size, total, kernel[axis], stride[axis], dilation[axis], adj[axis]
+                axis=axis,
+                n=n_in[axis],
+                size=size,
+                total=total,
+                k=kernel[axis],
+                s=stride[axis],
+                d=dilation[axis],
+                adj=adj[axis],
             )
         crop.append((head, full - head - size))
-    return ConvTransposeSpec(stride, dilation, tuple(crop), group)
+    return ConvTransposeSpec(stride=stride, dilation=dilation, crop=tuple(crop), groups=group)
 
 
-def _check_consistent(axis, n, size, total, k, s, d, adj) -> None:
+def _check_consistent(
+    *, axis: int, n: int, size: int, total: int, k: int, s: int, d: int, adj: int
+) -> None:
     """onnxruntime's check: the forward convolution of the output gives back ``n``."""
     if size < 1 or fe.forward_length(size, total, effective_kernel(k, d), s) != n:
         raise ValueError(

@@ -170,14 +170,20 @@ def to_spec(
         pads = ((0, 0),) * ndim
     layout = "channels_last" if channels_last else "channels_first"
     crop = tuple((lo, hi - op) for (lo, hi), op in zip(pads, output_padding))
-    spec = ConvTransposeSpec(stride, dilation, crop, groups, layout)
+    spec = ConvTransposeSpec(
+        stride=stride, dilation=dilation, crop=crop, groups=groups, layout=layout
+    )
     if output_size is None:
         return spec
     sizes = _output_sizes(output_size, ndim)
     fe.check_size_range(sizes, spec.output_spatial_shape(input_size, kernel), stride, FRAMEWORK)
     full = spec.full_spatial_shape(input_size, kernel)
     return ConvTransposeSpec(
-        stride, dilation, fe.crop_for_size([lo for lo, _ in pads], full, sizes), groups, layout
+        stride=stride,
+        dilation=dilation,
+        crop=fe.crop_for_size([lo for lo, _ in pads], full, sizes),
+        groups=groups,
+        layout=layout,
     )
 
 

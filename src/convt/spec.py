@@ -75,7 +75,7 @@ def as_int_tuple(values: Any, name: str, prefix: str = "") -> tuple[int, ...]:
     return tuple(operator.index(v) for v in values)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ConvTransposeSpec:
     """Static configuration of an N-D transposed convolution.
 
@@ -87,8 +87,10 @@ class ConvTransposeSpec:
       layout: ``"channels_first"`` (``(N, C, *spatial)``) or ``"channels_last"``
         (``(N, *spatial, C)``).
 
-    A spec may have no spatial axes at all: the operation is then a (grouped) matrix
-    product ``(N, C_in) @ (C_in, C_out)``. The spec is frozen and hashable, so it can be
+    Fields are keyword-only (``ConvTransposeSpec(stride=(2, 2), dilation=(1, 1),
+    crop=((1, 1), (1, 1)))``; `create` broadcasts ints). A spec may have no spatial axes
+    at all: the operation is then a (grouped) matrix product ``(N, C_in) @ (C_in,
+    C_out)``. The spec is frozen and hashable, so it can be
     a static argument of ``jax.jit``.
     Weights are ``(C_in, C_out // groups, *kernel)``; biases are ``(C_out,)``.
     """
@@ -142,6 +144,7 @@ class ConvTransposeSpec:
     def create(
         cls,
         ndim: int,
+        *,
         stride: int | Sequence[int] = 1,
         dilation: int | Sequence[int] = 1,
         crop: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
@@ -170,7 +173,11 @@ class ConvTransposeSpec:
         crops = per_axis(crop, "crop")
         crops = tuple((c, c) if is_int(c) else tuple(c) for c in crops)
         return cls(
-            per_axis(stride, "stride"), per_axis(dilation, "dilation"), crops, groups, layout
+            stride=per_axis(stride, "stride"),
+            dilation=per_axis(dilation, "dilation"),
+            crop=crops,
+            groups=groups,
+            layout=layout,
         )
 
     @property

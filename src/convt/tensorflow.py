@@ -155,7 +155,9 @@ def to_spec(
         full = full_length(n_in[axis], kernel[axis], stride[axis], dilation[axis])
         crop.append((before, full - before - out[axis]))
     layout = "channels_last" if channels_last else "channels_first"
-    return ConvTransposeSpec(stride, dilation, tuple(crop), 1, layout)
+    return ConvTransposeSpec(
+        stride=stride, dilation=dilation, crop=tuple(crop), groups=1, layout=layout
+    )
 
 
 def from_spec(
@@ -231,6 +233,7 @@ def _conv_transpose(
     ndim,
     input,
     filters,
+    *,
     output_shape,
     strides,
     padding,
@@ -294,14 +297,14 @@ def conv1d_transpose(
         1,
         input,
         filters,
-        output_shape,
-        strides,
-        padding,
-        data_format,
-        dilations,
-        method,
-        precision,
-        preferred_element_type,
+        output_shape=output_shape,
+        strides=strides,
+        padding=padding,
+        data_format=data_format,
+        dilations=dilations,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
 
 
@@ -325,14 +328,14 @@ def conv2d_transpose(
         2,
         input,
         filters,
-        output_shape,
-        strides,
-        padding,
-        data_format,
-        dilations,
-        method,
-        precision,
-        preferred_element_type,
+        output_shape=output_shape,
+        strides=strides,
+        padding=padding,
+        data_format=data_format,
+        dilations=dilations,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
 
 
@@ -357,14 +360,14 @@ def conv3d_transpose(
         3,
         input,
         filters,
-        output_shape,
-        strides,
-        padding,
-        data_format,
-        dilations,
-        method,
-        precision,
-        preferred_element_type,
+        output_shape=output_shape,
+        strides=strides,
+        padding=padding,
+        data_format=data_format,
+        dilations=dilations,
+        method=method,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
     )
 
 

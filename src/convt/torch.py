@@ -82,7 +82,12 @@ def to_spec(
             output_size, tuple(input_size), kernel, stride, padding, dilation, FRAMEWORK
         )
     fe.check_output_padding(output_padding, stride, dilation, FRAMEWORK, rule="max")
-    return ConvTransposeSpec(stride, dilation, fe.symmetric_crop(padding, output_padding), groups)
+    return ConvTransposeSpec(
+        stride=stride,
+        dilation=dilation,
+        crop=fe.symmetric_crop(padding, output_padding),
+        groups=groups,
+    )
 
 
 def from_spec(

@@ -28,37 +28,39 @@ LAYERS = {  # name: (x shape, w shape, spec, methods)
     "2d": (
         (8, 4, 6, 6),
         (4, 3, 4, 4),
-        ConvTransposeSpec((2, 2), (1, 1), ((1, 1), (1, 1))),
+        ConvTransposeSpec(stride=(2, 2), dilation=(1, 1), crop=((1, 1), (1, 1))),
         METHODS,
     ),
     "3d": (
         (8, 2, 3, 3, 3),
         (2, 2, 4, 4, 4),
-        ConvTransposeSpec((2,) * 3, (1,) * 3, ((1, 1),) * 3),
+        ConvTransposeSpec(stride=(2,) * 3, dilation=(1,) * 3, crop=((1, 1),) * 3),
         METHODS,
     ),
     "1d_last": (
         (8, 9, 3),
         (3, 2, 5),
-        ConvTransposeSpec((3,), (1,), ((1, 0),), 1, "channels_last"),
+        ConvTransposeSpec(
+            stride=(3,), dilation=(1,), crop=((1, 0),), groups=1, layout="channels_last"
+        ),
         METHODS,
     ),
     "depthwise": (
         (8, 4, 5, 5),
         (4, 1, 3, 3),
-        ConvTransposeSpec((2, 2), (1, 1), ((1, 0), (1, 0)), 4),
+        ConvTransposeSpec(stride=(2, 2), dilation=(1, 1), crop=((1, 0), (1, 0)), groups=4),
         [*METHODS, "tapsum"],
     ),
     "gapped": (  # kernel < stride: matmul pads each stamp to the stride
         (8, 4, 5, 5),
         (4, 3, 2, 2),
-        ConvTransposeSpec((3, 3), (1, 1), ((1, 0), (1, 0))),
+        ConvTransposeSpec(stride=(3, 3), dilation=(1, 1), crop=((1, 0), (1, 0))),
         ["auto", "lhs_dilated", "matmul", "adjoint"],
     ),
     "k_eq_s": (
         (8, 4, 5, 5),
         (4, 3, 2, 2),
-        ConvTransposeSpec((2, 2), (1, 1), ((0, 0), (0, 0))),
+        ConvTransposeSpec(stride=(2, 2), dilation=(1, 1), crop=((0, 0), (0, 0))),
         [*METHODS, "matmul"],
     ),
 }
@@ -118,7 +120,7 @@ def run(axis_type):
 def shard_map_case():
     """convt inside jax.shard_map: each device runs the layer on its slice of the batch."""
     mesh = jax.make_mesh((8,), ("batch",), axis_types=(AxisType.Explicit,))
-    spec = ConvTransposeSpec((2, 2), (1, 1), ((1, 1), (1, 1)))
+    spec = ConvTransposeSpec(stride=(2, 2), dilation=(1, 1), crop=((1, 1), (1, 1)))
     rng = np.random.default_rng(1)
     x_np, w_np = rng.standard_normal((16, 4, 5, 5)), rng.standard_normal((4, 3, 4, 4))
     want = convt.conv_transpose(jnp.asarray(x_np), jnp.asarray(w_np), spec=spec)
