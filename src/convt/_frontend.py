@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from convt.convention import NotExpressible
-from convt.core import conv_transpose, reject_non_array, validate
+from convt.core import LoweringOptions, conv_transpose, reject_non_array, validate
 from convt.spec import (
     ConvTransposeSpec,
     as_int_tuple,
@@ -225,12 +225,11 @@ def call(
     framework: str,
     *,
     unbatched: bool = False,
-    method: str = "auto",
-    precision: Any = None,
-    preferred_element_type: Any = None,
+    options: LoweringOptions,
     names=("input", "weight", "bias", "padding"),
 ) -> jax.Array:
-    """Checks with framework names, then runs the canonical function."""
+    """Checks with framework names, then runs the canonical function as ``options``
+    say."""
     if unbatched:
         x = jnp.expand_dims(x, 0)
     validate(
@@ -241,15 +240,7 @@ def call(
         framework=framework,
         names=names,
     )
-    y = conv_transpose(
-        x,
-        weight,
-        bias,
-        spec=spec,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-    )
+    y = conv_transpose(x, weight, bias, spec=spec, **options._asdict())
     return y[0] if unbatched else y
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from convt import _frontend as fe
 from convt import layers
 from convt.convention import Convention, Option, calls, standard_options
+from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
 
 FRAMEWORK = "chainer"
@@ -152,19 +153,16 @@ def deconvolution_nd(
         outsize=outsize,
         dilate=dilate,
         groups=groups,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
-def _deconvolution(ndim, function, x, W, b, **params):
-    options = {k: params.pop(k) for k in ("method", "precision", "preferred_element_type")}
+def _deconvolution(ndim, function, x, W, b, *, options, **params):
     fe.check_arrays(FRAMEWORK, ("x", "W", "b"), x, W, b)
     fe.check_rank(x, ndim, FRAMEWORK, function, unbatched=False, name="x")
     kernel = fe.kernel_size_of(W, ndim, FRAMEWORK, "W")
     spec = to_spec(ndim, **params, kernel_size=kernel, input_size=fe.spatial_shape(x, ndim))
-    return fe.call(x, W, b, spec, FRAMEWORK, names=("x", "W", "b", "pad"), **options)
+    return fe.call(x, W, b, spec, FRAMEWORK, names=("x", "W", "b", "pad"), options=options)
 
 
 def deconvolution_1d(
@@ -193,9 +191,7 @@ def deconvolution_1d(
         outsize=outsize,
         dilate=dilate,
         groups=groups,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -225,9 +221,7 @@ def deconvolution_2d(
         outsize=outsize,
         dilate=dilate,
         groups=groups,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -257,9 +251,7 @@ def deconvolution_3d(
         outsize=outsize,
         dilate=dilate,
         groups=groups,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 

@@ -21,6 +21,7 @@ import jax
 
 from convt import _frontend as fe
 from convt.convention import Convention, Option, standard_options
+from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "chainerx"
@@ -140,9 +141,7 @@ def conv_transpose(
         b,
         spec,
         FRAMEWORK,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
         names=("x", "w", "b", "pad"),
     )
 

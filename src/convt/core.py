@@ -17,6 +17,16 @@ Method = str  # "auto", a name from lowering.LOWERINGS, or "forward/backward"
 METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
 
 
+class LoweringOptions(NamedTuple):
+    """How `conv_transpose` computes, bundled for the front-ends to pass along (all
+    static): ``method`` (a lowering, a pair, or ``"auto"``), ``precision`` and
+    ``preferred_element_type`` (as ``lax.conv_general_dilated`` takes them)."""
+
+    method: Method = "auto"
+    precision: Any = None
+    preferred_element_type: Any = None
+
+
 # The largest output convt computes: a bigger one is refused before any work.
 MAX_OUTPUT_BYTES = 2**40
 

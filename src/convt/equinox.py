@@ -33,6 +33,7 @@ import jax.numpy as jnp
 
 from convt import _frontend as fe
 from convt.convention import Convention, Option
+from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
 
 FRAMEWORK = "equinox"
@@ -254,9 +255,7 @@ def conv_transpose(
         spec,
         FRAMEWORK,
         unbatched=unbatched,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
         names=("x", "weight", "bias", "padding"),
     )
 

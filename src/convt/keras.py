@@ -42,6 +42,7 @@ import numpy as np
 from convt import _frontend as fe
 from convt import layers
 from convt.convention import Convention, Option, calls
+from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
 from convt.tensorflow import weight_from_canonical, weight_to_canonical
 
@@ -264,9 +265,7 @@ def _call(
     data_format,
     dilation_rate,
     backend,
-    method,
-    precision,
-    preferred_element_type,
+    options,
 ):
     fe.check_arrays(FRAMEWORK, ("inputs", "kernel", "bias"), inputs, kernel, bias)
     ndim = jnp.ndim(kernel) - 2
@@ -298,9 +297,7 @@ def _call(
         bias,
         spec,
         FRAMEWORK,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=options,
         names=("inputs", "kernel", "bias", "padding"),
     )
 
@@ -347,9 +344,7 @@ def conv_transpose(
         data_format=data_format,
         dilation_rate=dilation_rate,
         backend=backend,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -383,9 +378,7 @@ def conv_transpose_layer(
         data_format=data_format,
         dilation_rate=dilation_rate,
         backend=backend,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 

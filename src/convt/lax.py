@@ -39,6 +39,7 @@ from jax import lax as jax_lax
 
 from convt import _frontend as fe
 from convt.convention import Convention, NotExpressible, Option
+from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
 
 FRAMEWORK = "jax.lax"
@@ -297,9 +298,7 @@ def conv_transpose(
         None,
         spec,
         FRAMEWORK,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
         names=("lhs", "rhs", "bias", "padding"),
     )
     return _to_out_layout(y, dn, layout)

@@ -33,6 +33,7 @@ import numpy as np
 from convt import _frontend as fe
 from convt import layers
 from convt.convention import Convention, calls_by_rank, standard_options
+from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "megengine"
@@ -142,9 +143,7 @@ def _conv_transpose(
     bias,
     *,
     compute_mode,
-    method,
-    precision,
-    preferred_element_type,
+    options,
     **params,
 ):
     if compute_mode not in COMPUTE_MODES:
@@ -176,9 +175,7 @@ def _conv_transpose(
         spec,
         FRAMEWORK,
         unbatched=unbatched,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=options,
         names=("inp", "weight", "bias", "padding"),
     )
     return y.astype(dtype) if compute_mode == "float32" else y
@@ -222,9 +219,7 @@ def conv_transpose2d(
         dilation=dilation,
         groups=groups,
         compute_mode=compute_mode,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -259,9 +254,7 @@ def conv_transpose3d(
         dilation=dilation,
         groups=groups,
         compute_mode="default",
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 

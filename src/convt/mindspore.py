@@ -48,6 +48,7 @@ import jax.numpy as jnp
 
 from convt import _frontend as fe
 from convt.convention import Convention, Option
+from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
 
 FRAMEWORK = "mindspore"
@@ -272,9 +273,7 @@ def _conv_transpose(
     output_padding,
     dilation,
     group,
-    method,
-    precision,
-    preferred_element_type,
+    options,
 ):
     fe.check_arrays(FRAMEWORK, ("x", "weight", "bias"), x, weight, bias)
     fe.check_rank(x, ndim, FRAMEWORK, f"Conv{ndim}dTranspose", unbatched=False, name="x")
@@ -295,7 +294,9 @@ def _conv_transpose(
         )
     out = spec.output_spatial_shape(fe.spatial_shape(x, ndim), jnp.shape(weight)[2:])
     if min(out) == 0:  # MindSpore returns an empty array (a negative length is an error)
-        y = fe.cropped_to_nothing(x, weight, spec, FRAMEWORK, padding, preferred_element_type)
+        y = fe.cropped_to_nothing(
+            x, weight, spec, FRAMEWORK, padding, options.preferred_element_type
+        )
     else:
         y = fe.call(
             x,
@@ -303,9 +304,7 @@ def _conv_transpose(
             bias,
             spec,
             FRAMEWORK,
-            method=method,
-            precision=precision,
-            preferred_element_type=preferred_element_type,
+            options=options,
             names=("x", "weight", "bias", "padding"),
         )
     if any(zeros_after):
@@ -342,9 +341,7 @@ def conv1d_transpose(
         output_padding=output_padding,
         dilation=dilation,
         group=group,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -377,9 +374,7 @@ def conv2d_transpose(
         output_padding=output_padding,
         dilation=dilation,
         group=group,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -412,9 +407,7 @@ def conv3d_transpose(
         output_padding=output_padding,
         dilation=dilation,
         group=group,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from convt import _frontend as fe
 from convt.convention import Convention, Option
+from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel, full_length
 
 FRAMEWORK = "mxnet"
@@ -212,9 +213,7 @@ def deconvolution(
         bias,
         spec,
         FRAMEWORK,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
         names=("data", "weight", "bias", "pad"),
     )
 

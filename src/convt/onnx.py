@@ -37,6 +37,7 @@ import jax.numpy as jnp
 
 from convt import _frontend as fe
 from convt.convention import Convention, NotExpressible, Option, calls
+from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel, full_length
 
 FRAMEWORK = "onnx"
@@ -261,9 +262,7 @@ def conv_transpose(
         B,
         spec,
         FRAMEWORK,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
         names=("X", "W", "B", "pads"),
     )
 

@@ -35,6 +35,7 @@ import numpy as np
 from convt import _frontend as fe
 from convt import layers
 from convt.convention import Convention, Option, calls_by_rank, standard_options
+from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec
 
 FRAMEWORK = "paddle"
@@ -226,9 +227,7 @@ def from_spec(
     return params
 
 
-def _conv_transpose(
-    ndim, x, weight, bias, *, data_format, method, precision, preferred_element_type, **params
-):
+def _conv_transpose(ndim, x, weight, bias, *, data_format, options, **params):
     channels_last = _channels_last(ndim, data_format)
     fe.check_arrays(FRAMEWORK, ("x", "weight", "bias"), x, weight, bias)
     fe.check_rank(x, ndim, FRAMEWORK, f"conv{ndim}d_transpose", unbatched=False, name="x")
@@ -246,9 +245,7 @@ def _conv_transpose(
         bias,
         spec,
         FRAMEWORK,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=options,
         names=("x", "weight", "bias", "padding"),
     )
 
@@ -288,9 +285,7 @@ def conv1d_transpose(
         groups=groups,
         output_size=output_size,
         data_format=data_format,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -329,9 +324,7 @@ def conv2d_transpose(
         groups=groups,
         output_size=output_size,
         data_format=data_format,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -370,9 +363,7 @@ def conv3d_transpose(
         groups=groups,
         output_size=output_size,
         data_format=data_format,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 

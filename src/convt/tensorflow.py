@@ -28,6 +28,7 @@ import numpy as np
 
 from convt import _frontend as fe
 from convt.convention import Convention, Option
+from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel, full_length
 
 FRAMEWORK = "tensorflow"
@@ -239,9 +240,7 @@ def _conv_transpose(
     padding,
     data_format,
     dilations,
-    method,
-    precision,
-    preferred_element_type,
+    options,
 ):
     fe.check_arrays(FRAMEWORK, ("input", "filters"), input, filters)
     data_format = data_format or DATA_FORMATS[ndim][0]
@@ -270,9 +269,7 @@ def _conv_transpose(
         None,
         spec,
         FRAMEWORK,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=options,
         names=("input", "filters", "bias", "padding"),
     )
 
@@ -302,9 +299,7 @@ def conv1d_transpose(
         padding=padding,
         data_format=data_format,
         dilations=dilations,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -333,9 +328,7 @@ def conv2d_transpose(
         padding=padding,
         data_format=data_format,
         dilations=dilations,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -365,9 +358,7 @@ def conv3d_transpose(
         padding=padding,
         data_format=data_format,
         dilations=dilations,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 

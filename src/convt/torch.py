@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 
 from convt import _frontend as fe
-from convt.convention import Convention, Option, standard_options
+from convt.convention import Convention, Option, calls_by_rank, standard_options
+from convt.core import LoweringOptions
 from convt.layers import Layer, check_shapes
 from convt.spec import ConvTransposeSpec
 
@@ -127,9 +128,7 @@ def _conv_transpose(
     dilation,
     output_size,
     padding_mode,
-    method,
-    precision,
-    preferred_element_type,
+    options,
 ):
     fe.check_arrays(FRAMEWORK, ("input", "weight", "bias"), input, weight, bias)
     unbatched = fe.check_rank(input, ndim, FRAMEWORK, f"conv_transpose{ndim}d", unbatched=True)
@@ -154,9 +153,7 @@ def _conv_transpose(
         spec,
         FRAMEWORK,
         unbatched=unbatched,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=options,
     )
 
 
@@ -196,9 +193,7 @@ def conv_transpose1d(
         dilation=dilation,
         output_size=output_size,
         padding_mode=padding_mode,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -236,9 +231,7 @@ def conv_transpose2d(
         dilation=dilation,
         output_size=output_size,
         padding_mode=padding_mode,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -275,16 +268,7 @@ def conv_transpose3d(
         dilation=dilation,
         output_size=output_size,
         padding_mode=padding_mode,
-        method=method,
-        precision=precision,
-        preferred_element_type=preferred_element_type,
-    )
-
-
-def _layer_call(x, weight, bias, *, ndim: int, output_size: Any = None, **config: Any) -> jax.Array:
-    """A torch layer's forward: ``conv_transpose{ndim}d`` with the layer's arguments."""
-    return _conv_transpose(
-        ndim, x, weight, bias, output_size=output_size, padding_mode="zeros", **config
+        options=LoweringOptions(method, precision, preferred_element_type),
     )
 
 
@@ -333,7 +317,7 @@ CONVENTION = Convention(
         ),
     ),
     summary="torch.nn.functional.conv_transpose{1,2,3}d and R torch's nnf_conv_transpose*",
-    layer_call=_layer_call,
+    layer_call=calls_by_rank({1: conv_transpose1d, 2: conv_transpose2d, 3: conv_transpose3d}),
     init=init,
 )
 
@@ -476,9 +460,7 @@ class _ConvTranspose:
             dilation=self.dilation,
             output_size=output_size,
             padding_mode="zeros",
-            method=method,
-            precision=precision,
-            preferred_element_type=preferred_element_type,
+            options=LoweringOptions(method, precision, preferred_element_type),
         )
 
 
