@@ -9,6 +9,7 @@ the framework and its parameter.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -94,6 +95,48 @@ def int_tuple(
             f"got {value!r}"
         )
     return values
+
+
+@dataclasses.dataclass(frozen=True)
+class Arguments:
+    """One framework's parameters of an ``ndim``-D layer, read as the framework reads
+    them: every error names the framework and the parameter (``ndim`` is checked when
+    the reader is made).
+
+    ``args = Arguments("torch", ndim)``, then ``args.ints(stride, "stride", at_least=1)``
+    for an int or one int per axis, ``args.int(groups, "groups")`` for one int.
+    """
+
+    framework: str
+    ndim: int
+
+    def __post_init__(self) -> None:
+        check_ndim(self.ndim, self.framework)
+
+    def ints(
+        self,
+        value: Any,
+        name: str,
+        *,
+        at_least: int | None = None,
+        allow_single: bool = True,
+        n: int | None = None,
+    ) -> tuple[int, ...]:
+        """An int or a sequence of ``n`` ints (default: one per spatial axis), each at
+        least ``at_least`` when given (`int_tuple`, `check_at_least`)."""
+        count = self.ndim if n is None else n
+        values = int_tuple(value, count, name, self.framework, allow_single=allow_single)
+        if at_least is not None:
+            check_at_least(values, at_least, name, self.framework)
+        return values
+
+    def int(self, value: Any, name: str, *, at_least: int = 1) -> int:
+        """One int, at least ``at_least`` (`check_int`)."""
+        return check_int(value, name, self.framework, at_least)
+
+    def at_least(self, values: Sequence[int], minimum: int, name: str) -> None:
+        """`check_at_least` for this framework."""
+        check_at_least(values, minimum, name, self.framework)
 
 
 def check_ndim(ndim: Any, framework: str) -> None:

@@ -75,18 +75,19 @@ def to_spec(
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
     """The canonical spec for chainer parameters (``outsize`` needs both sizes)."""
-    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK, allow_single=False)
-    pad = fe.int_tuple(pad, ndim, "pad", FRAMEWORK, allow_single=False)
-    dilate = fe.int_tuple(dilate, ndim, "dilate", FRAMEWORK, allow_single=False)
-    groups = fe.check_int(groups, "groups", FRAMEWORK)
-    fe.check_at_least(stride, 1, "stride", FRAMEWORK)
-    fe.check_at_least(dilate, 1, "dilate", FRAMEWORK)
-    fe.check_at_least(pad, 0, "pad", FRAMEWORK)
+    args = fe.Arguments(FRAMEWORK, ndim)
+    stride = args.ints(stride, "stride", allow_single=False)
+    pad = args.ints(pad, "pad", allow_single=False)
+    dilate = args.ints(dilate, "dilate", allow_single=False)
+    groups = args.int(groups, "groups")
+    args.at_least(stride, 1, "stride")
+    args.at_least(dilate, 1, "dilate")
+    args.at_least(pad, 0, "pad")
     crop = tuple((p, p) for p in pad)
     if outsize is not None:
         if kernel_size is None or input_size is None:
             raise ValueError("chainer: outsize needs kernel_size and input_size to be known")
-        kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+        kernel = args.ints(kernel_size, "kernel_size")
         sizes = check_outsize(outsize, tuple(input_size), kernel, stride, pad, dilate)
         spec = ConvTransposeSpec(stride=stride, dilation=dilate, crop=crop, groups=groups)
         crop = fe.crop_for_size(pad, spec.full_spatial_shape(input_size, kernel), sizes)
@@ -277,7 +278,8 @@ def DeconvolutionND(  # noqa: N802 - chainer's name
     groups=1)`` as a `convt.layers.Layer` (``in_channels`` and ``ksize`` given; the
     parameters come from a converter or `init`, so ``initialW`` and ``initial_bias`` must
     be ``None``)."""
-    ndim = fe.check_int(ndim, "ndim", FRAMEWORK, minimum=0)
+    args = fe.Arguments(FRAMEWORK, ndim)
+    ndim = args.int(ndim, "ndim", at_least=0)
     if initialW is not None or initial_bias is not None:
         raise TypeError(
             "chainer: initialW and initial_bias must be None here: pass the arrays as the "
@@ -297,10 +299,10 @@ def DeconvolutionND(  # noqa: N802 - chainer's name
     if outsize is not None and all(v is None for v in outsize):
         outsize = None  # Deconvolution2D stores (None, None) for "not given"
     config = dict(
-        stride=fe.int_tuple(stride, ndim, "stride", FRAMEWORK),
-        pad=fe.int_tuple(pad, ndim, "pad", FRAMEWORK),
+        stride=args.ints(stride, "stride"),
+        pad=args.ints(pad, "pad"),
         outsize=layers.frozen(outsize),
-        dilate=fe.int_tuple(dilate, ndim, "dilate", FRAMEWORK),
+        dilate=args.ints(dilate, "dilate"),
         groups=groups,
     )
     to_spec(ndim, **{k: v for k, v in config.items() if k != "outsize"})  # chainer's checks

@@ -38,18 +38,19 @@ def to_spec(
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
     """The canonical spec for chainerx parameters (``outsize`` needs both sizes)."""
-    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK, allow_single=False)
-    pad = fe.int_tuple(pad, ndim, "pad", FRAMEWORK, allow_single=False)
-    fe.check_at_least(stride, 1, "stride", FRAMEWORK)
-    fe.check_at_least(pad, 0, "pad", FRAMEWORK)
+    args = fe.Arguments(FRAMEWORK, ndim)
+    stride = args.ints(stride, "stride", allow_single=False)
+    pad = args.ints(pad, "pad", allow_single=False)
+    args.at_least(stride, 1, "stride")
+    args.at_least(pad, 0, "pad")
     spec = ConvTransposeSpec(stride=stride, dilation=(1,) * ndim, crop=tuple((p, p) for p in pad))
     if outsize is None:
         return spec
     if kernel_size is None or input_size is None:
         raise ValueError("chainerx: outsize needs kernel_size and input_size to be known")
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
-    sizes = fe.int_tuple(outsize, ndim, "outsize", FRAMEWORK, allow_single=False)
-    fe.check_at_least(sizes, 0, "outsize", FRAMEWORK)
+    kernel = args.ints(kernel_size, "kernel_size")
+    sizes = args.ints(outsize, "outsize", allow_single=False)
+    args.at_least(sizes, 0, "outsize")
     axes = list(zip(input_size, sizes, kernel, stride, pad))
     cover_all = False
     for axis, (d, l, k, s, p) in enumerate(axes):  # chainerx's cover_all detection

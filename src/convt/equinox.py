@@ -90,14 +90,15 @@ def forward_padding(
 def _check(
     ndim, kernel_size, stride, dilation, output_padding, groups
 ) -> tuple[tuple[int, ...], ...]:
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
-    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK)
-    dilation = fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK)
-    output_padding = fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK)
-    fe.check_at_least(stride, 1, "stride", FRAMEWORK)
-    fe.check_at_least(dilation, 1, "dilation", FRAMEWORK)
+    args = fe.Arguments(FRAMEWORK, ndim)
+    kernel = args.ints(kernel_size, "kernel_size")
+    stride = args.ints(stride, "stride")
+    dilation = args.ints(dilation, "dilation")
+    output_padding = args.ints(output_padding, "output_padding")
+    args.at_least(stride, 1, "stride")
+    args.at_least(dilation, 1, "dilation")
     fe.check_output_padding(output_padding, stride, dilation, FRAMEWORK, rule="stride")
-    fe.check_int(groups, "groups", FRAMEWORK)
+    args.int(groups, "groups")
     return kernel, stride, dilation, output_padding
 
 

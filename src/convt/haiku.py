@@ -96,11 +96,12 @@ def to_spec(
 ) -> ConvTransposeSpec:
     """The canonical spec for ``hk.ConvNDTranspose``'s arguments (the kernel size is
     needed, the input size too with ``output_shape``)."""
+    args = fe.Arguments(FRAMEWORK, ndim)
     if kernel_size is None:
         raise ValueError("haiku: the kernel size is needed")
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_shape", FRAMEWORK)
-    stride_ = fe.int_tuple(stride, ndim, "stride", FRAMEWORK)
-    fe.check_at_least(stride_, 1, "stride", FRAMEWORK)
+    kernel = args.ints(kernel_size, "kernel_shape")
+    stride_ = args.ints(stride, "stride")
+    args.at_least(stride_, 1, "stride")
     pads = lax_padding(padding, output_shape, kernel=kernel, stride=stride_, input_size=input_size)
     layout = "channels_last" if _channels_last(data_format) else "channels_first"
     with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, RENAMES):

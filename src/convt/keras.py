@@ -122,23 +122,22 @@ def to_spec(
     ``input_size`` an output with an empty axis is let through on the TensorFlow
     backend, as TensorFlow returns an empty array then without checking the lengths.
     """
+    args = fe.Arguments(FRAMEWORK, ndim)
     if backend not in BACKENDS:
         raise ValueError(f"keras: backend must be one of {BACKENDS}, got {backend!r}")
     if kernel_size is None:
         raise ValueError("keras: the kernel size is needed")
     padding = _padding(padding)
     layout = _data_format(data_format)
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
-    stride = fe.int_tuple(strides, ndim, "strides", FRAMEWORK, allow_single=ndim == 1)
-    dilation = fe.int_tuple(dilation_rate, ndim, "dilation_rate", FRAMEWORK, allow_single=ndim == 1)
-    fe.check_at_least(stride, 1, "strides", FRAMEWORK)
-    fe.check_at_least(dilation, 1, "dilation_rate", FRAMEWORK)
+    kernel = args.ints(kernel_size, "kernel_size")
+    stride = args.ints(strides, "strides", allow_single=ndim == 1)
+    dilation = args.ints(dilation_rate, "dilation_rate", allow_single=ndim == 1)
+    args.at_least(stride, 1, "strides")
+    args.at_least(dilation, 1, "dilation_rate")
     if output_padding is None:
         ops: tuple[int | None, ...] = (None,) * ndim
     else:
-        ops = fe.int_tuple(
-            output_padding, ndim, "output_padding", FRAMEWORK, allow_single=ndim == 1
-        )
+        ops = args.ints(output_padding, "output_padding", allow_single=ndim == 1)
     k_eff = [effective_kernel(k, d) for k, d in zip(kernel, dilation)]
     empty = input_size is not None and 0 in [
         output_length(n, k_e, s, padding, op)
@@ -181,13 +180,14 @@ def layer_to_spec(
     ``strides`` and ``output_padding`` as the layer standardises them (an int or ``N``
     values), ``0 <= output_padding < strides``, and not both ``strides > 1`` and
     ``dilation_rate > 1``."""
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
-    stride = fe.int_tuple(strides, ndim, "strides", FRAMEWORK, allow_single=False)
-    dilation = fe.int_tuple(dilation_rate, ndim, "dilation_rate", FRAMEWORK, allow_single=False)
-    fe.check_at_least(kernel, 1, "kernel_size", FRAMEWORK)
-    fe.check_at_least(stride, 1, "strides", FRAMEWORK)
+    args = fe.Arguments(FRAMEWORK, ndim)
+    kernel = args.ints(kernel_size, "kernel_size")
+    stride = args.ints(strides, "strides", allow_single=False)
+    dilation = args.ints(dilation_rate, "dilation_rate", allow_single=False)
+    args.at_least(kernel, 1, "kernel_size")
+    args.at_least(stride, 1, "strides")
     if output_padding is not None:
-        ops = fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK, allow_single=False)
+        ops = args.ints(output_padding, "output_padding", allow_single=False)
         if any(not 0 <= op < s for op, s in zip(ops, stride)):
             raise ValueError(
                 f"keras: output_padding must be >= 0 and strictly less than strides on every "
@@ -402,6 +402,7 @@ def _layer(
     in_channels: int | None = None,
     backend: str = "tensorflow",
 ) -> layers.Layer:
+    args = fe.Arguments(FRAMEWORK, ndim)
     if activation not in LINEAR_ACTIVATIONS:
         raise ValueError(
             f"keras: activation={activation!r}: the layer computes the convolution only; build "
@@ -422,15 +423,13 @@ def _layer(
         out_channels_name="filters",
     )
     config = dict(
-        strides=fe.int_tuple(strides, ndim, "strides", FRAMEWORK),
+        strides=args.ints(strides, "strides"),
         padding=_padding(padding),
         output_padding=(
-            None
-            if output_padding is None
-            else fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK)
+            None if output_padding is None else args.ints(output_padding, "output_padding")
         ),
         data_format=_data_format(data_format),
-        dilation_rate=fe.int_tuple(dilation_rate, ndim, "dilation_rate", FRAMEWORK),
+        dilation_rate=args.ints(dilation_rate, "dilation_rate"),
         backend=backend,
     )
     layer_to_spec(ndim, kernel_size=kernel, **config)  # the layer's checks, raised now

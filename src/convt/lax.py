@@ -165,19 +165,18 @@ def to_spec(
     ``kernel_size`` (spatial) is needed: every padding form depends on it;
     ``input_size`` only for the other string paddings (with unit strides).
     """
+    args = fe.Arguments(FRAMEWORK, ndim)
     if kernel_size is None:
         raise ValueError("jax.lax: the crop depends on the kernel size: pass kernel_size")
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
-    stride = fe.int_tuple(strides, ndim, "strides", FRAMEWORK, allow_single=False)
-    dilation = fe.int_tuple(
+    kernel = args.ints(kernel_size, "kernel_size")
+    stride = args.ints(strides, "strides", allow_single=False)
+    dilation = args.ints(
         (1,) * ndim if rhs_dilation is None else rhs_dilation,
-        ndim,
         "rhs_dilation",
-        FRAMEWORK,
         allow_single=False,
     )
-    fe.check_at_least(stride, 1, "strides", FRAMEWORK)
-    fe.check_at_least(dilation, 1, "rhs_dilation", FRAMEWORK)
+    args.at_least(stride, 1, "strides")
+    args.at_least(dilation, 1, "rhs_dilation")
     pairs = _padding_pairs(
         padding,
         kernel=kernel,

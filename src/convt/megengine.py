@@ -54,15 +54,16 @@ def to_spec(
 ) -> ConvTransposeSpec:
     """The canonical spec for megengine parameters (the crop depends on no size, so
     ``kernel_size`` and ``input_size`` are accepted for the common interface only)."""
+    args = fe.Arguments(FRAMEWORK, ndim)
     del kernel_size, input_size
-    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK)
-    padding = fe.int_tuple(padding, ndim, "padding", FRAMEWORK)
-    output_padding = fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK)
-    dilation = fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK)
-    groups = fe.check_int(groups, "groups", FRAMEWORK)
-    fe.check_at_least(stride, 1, "stride", FRAMEWORK)
-    fe.check_at_least(dilation, 1, "dilation", FRAMEWORK)
-    fe.check_at_least(padding, 0, "padding", FRAMEWORK)
+    stride = args.ints(stride, "stride")
+    padding = args.ints(padding, "padding")
+    output_padding = args.ints(output_padding, "output_padding")
+    dilation = args.ints(dilation, "dilation")
+    groups = args.int(groups, "groups")
+    args.at_least(stride, 1, "stride")
+    args.at_least(dilation, 1, "dilation")
+    args.at_least(padding, 0, "padding")
     fe.check_output_padding(output_padding, stride, dilation, FRAMEWORK, rule="stride")
     return ConvTransposeSpec(
         stride=stride,
@@ -277,6 +278,7 @@ def _layer(
     conv_mode: str = "cross_correlation",
     compute_mode: str = "default",
 ) -> layers.Layer:
+    args = fe.Arguments(FRAMEWORK, ndim)
     in_channels, out_channels, groups, kernel = layers.check_shapes(
         FRAMEWORK,
         in_channels=in_channels,
@@ -286,10 +288,10 @@ def _layer(
         ndim=ndim,
     )
     config = dict(
-        stride=fe.int_tuple(stride, ndim, "stride", FRAMEWORK),
-        padding=fe.int_tuple(padding, ndim, "padding", FRAMEWORK),
-        output_padding=fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK),
-        dilation=fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK),
+        stride=args.ints(stride, "stride"),
+        padding=args.ints(padding, "padding"),
+        output_padding=args.ints(output_padding, "output_padding"),
+        dilation=args.ints(dilation, "dilation"),
         groups=groups,
     )
     to_spec(ndim, **config)  # megengine's checks, raised when the module is built

@@ -131,19 +131,20 @@ def layer_spec(
 ) -> tuple[ConvTransposeSpec, tuple[int, ...]]:
     """The canonical spec of the convolution a layer runs, and the zeros it appends after
     it on each spatial axis (2-D ``output_padding``; otherwise zeros)."""
+    args = fe.Arguments(FRAMEWORK, ndim)
     if pad_mode not in PAD_MODES:
         raise ValueError(f"mindspore: pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
     allow_single = ndim == 1
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+    kernel = args.ints(kernel_size, "kernel_size")
     if ndim == 1:  # nn.Conv1dTranspose takes ints only
-        stride = (fe.check_int(stride, "stride", FRAMEWORK),)
-        dilation = (fe.check_int(dilation, "dilation", FRAMEWORK),)
+        stride = (args.int(stride, "stride"),)
+        dilation = (args.int(dilation, "dilation"),)
     else:
-        stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK, allow_single=allow_single)
-        dilation = fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK, allow_single=allow_single)
-    fe.check_at_least(stride, 1, "stride", FRAMEWORK)
-    fe.check_at_least(dilation, 1, "dilation", FRAMEWORK)
-    group = fe.check_int(group, "group", FRAMEWORK)
+        stride = args.ints(stride, "stride", allow_single=allow_single)
+        dilation = args.ints(dilation, "dilation", allow_single=allow_single)
+    args.at_least(stride, 1, "stride")
+    args.at_least(dilation, 1, "dilation")
+    group = args.int(group, "group")
     pairs = _pad_pairs(padding, ndim, pad_mode)
     ops = _output_padding(output_padding, ndim, stride, dilation, pad_mode)
     if ndim == 3:

@@ -87,33 +87,32 @@ def to_spec(
     Needs the kernel size (``kernel_shape`` or ``kernel_size``) and ``input_size``
     (spatial): ``SAME_*`` and ``output_shape`` depend on both.
     """
+    args = fe.Arguments(FRAMEWORK, ndim)
     if reading not in READINGS:
         raise ValueError(f"onnx: reading must be one of {READINGS}, got {reading!r}")
     if auto_pad not in AUTO_PADS:
         raise ValueError(f"onnx: auto_pad must be one of {AUTO_PADS}, got {auto_pad!r}")
     if kernel_shape is not None:
         kernel = _ints(kernel_shape, ndim, "kernel_shape", 1)
-        if kernel_size is not None and tuple(kernel) != fe.int_tuple(
-            kernel_size, ndim, "kernel_size", FRAMEWORK
-        ):
+        if kernel_size is not None and tuple(kernel) != args.ints(kernel_size, "kernel_size"):
             raise ValueError(
                 f"onnx: kernel_shape {tuple(kernel)} does not match the weight's spatial shape "
                 f"{tuple(kernel_size)}"
             )
     elif kernel_size is not None:
-        kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+        kernel = args.ints(kernel_size, "kernel_size")
     else:
         raise ValueError("onnx: the kernel size is needed (kernel_shape or kernel_size)")
     if input_size is None:
         raise ValueError("onnx: input_size (the spatial sizes of X) is needed")
-    n_in = fe.int_tuple(input_size, ndim, "input_size", FRAMEWORK, allow_single=False)
+    n_in = args.ints(input_size, "input_size", allow_single=False)
     stride = _ints(strides, ndim, "strides", 1)
     dilation = _ints(dilations, ndim, "dilations", 1)
     adj = _ints(output_padding, ndim, "output_padding", 0)
-    group = fe.check_int(group, "group", FRAMEWORK)
-    fe.check_at_least(stride, 1, "strides", FRAMEWORK)
-    fe.check_at_least(dilation, 1, "dilations", FRAMEWORK)
-    fe.check_at_least(adj, 0, "output_padding", FRAMEWORK)
+    group = args.int(group, "group")
+    args.at_least(stride, 1, "strides")
+    args.at_least(dilation, 1, "dilations")
+    args.at_least(adj, 0, "output_padding")
     for a, s, d in zip(adj, stride, dilation):
         if a >= max(s, d):
             raise ValueError(
@@ -124,7 +123,7 @@ def to_spec(
         pad_values = fe.int_tuple(
             _listed(pads, "pads", 2 * ndim), 2 * ndim, "pads", FRAMEWORK, allow_single=False
         )
-        fe.check_at_least(pad_values, 0, "pads", FRAMEWORK)
+        args.at_least(pad_values, 0, "pads")
         if auto_pad != "NOTSET" and any(pad_values):
             raise ValueError(f"onnx: pads cannot be given with auto_pad={auto_pad!r}")
         begin, end = pad_values[:ndim], pad_values[ndim:]
@@ -132,8 +131,8 @@ def to_spec(
         begin = end = (0,) * ndim
     if output_shape is not None:
         # ONNX's shape inference refuses the N, C-led form onnxruntime's kernel would take
-        out = fe.int_tuple(list(output_shape), ndim, "output_shape", FRAMEWORK, allow_single=False)
-        fe.check_at_least(out, 1, "output_shape", FRAMEWORK)
+        out = args.ints(list(output_shape), "output_shape", allow_single=False)
+        args.at_least(out, 1, "output_shape")
     elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         out = tuple(m * s for m, s in zip(n_in, stride))
     else:

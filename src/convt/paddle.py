@@ -141,6 +141,7 @@ def to_spec(
 
     ``"SAME"`` and ``output_size`` need ``kernel_size`` and ``input_size`` (spatial).
     """
+    args = fe.Arguments(FRAMEWORK, ndim)
     fe.check_ndim(ndim, FRAMEWORK)
     if ndim not in DATA_FORMATS:
         raise ValueError(
@@ -149,14 +150,12 @@ def to_spec(
         )
     data_format = data_format or DATA_FORMATS[ndim][0]
     channels_last = _channels_last(ndim, data_format)
-    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK, allow_single=False)
-    dilation = fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK, allow_single=False)
-    output_padding = fe.int_tuple(
-        output_padding, ndim, "output_padding", FRAMEWORK, allow_single=False
-    )
-    groups = fe.check_int(groups, "groups", FRAMEWORK)
-    fe.check_at_least(stride, 1, "stride", FRAMEWORK)
-    fe.check_at_least(dilation, 1, "dilation", FRAMEWORK)
+    stride = args.ints(stride, "stride", allow_single=False)
+    dilation = args.ints(dilation, "dilation", allow_single=False)
+    output_padding = args.ints(output_padding, "output_padding", allow_single=False)
+    groups = args.int(groups, "groups")
+    args.at_least(stride, 1, "stride")
+    args.at_least(dilation, 1, "dilation")
     pads = parse_padding(padding, ndim, data_format)
     if output_size is not None and any(output_padding):
         raise ValueError("paddle: output_padding option is mutually exclusive with output_size")
@@ -164,7 +163,7 @@ def to_spec(
     needs_sizes = pads == "SAME" or output_size is not None
     if needs_sizes and (kernel_size is None or input_size is None):
         raise ValueError("paddle: 'SAME' padding and output_size need kernel_size and input_size")
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK) if needs_sizes else None
+    kernel = args.ints(kernel_size, "kernel_size") if needs_sizes else None
     if pads == "SAME":
         pads, dilation = same_pads(input_size, kernel, stride), (1,) * ndim
     elif pads == "VALID":
@@ -387,6 +386,7 @@ def _layer(
     bias_attr: Any = None,
     data_format: str | None = None,
 ) -> layers.Layer:
+    args = fe.Arguments(FRAMEWORK, ndim)
     del weight_attr  # initialisers and regularisers: `init` draws paddle's default
     name = _LAYER_CLASSES[ndim]
     in_channels, out_channels, groups, kernel = layers.check_shapes(
@@ -399,10 +399,10 @@ def _layer(
     )
     data_format = data_format or DATA_FORMATS[ndim][0]
     config = dict(
-        stride=fe.int_tuple(stride, ndim, "stride", FRAMEWORK),  # as the layer stores them
+        stride=args.ints(stride, "stride"),  # as the layer stores them
         padding=layers.frozen(padding),
         output_padding=layers.frozen(output_padding),
-        dilation=fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK),
+        dilation=args.ints(dilation, "dilation"),
         groups=groups,
         data_format=data_format,
     )

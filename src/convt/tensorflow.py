@@ -111,6 +111,7 @@ def to_spec(
     ``output_shape`` (the full shape, ``N + 2`` values, or the spatial ones), the kernel
     size and the input's spatial size are all needed.
     """
+    args = fe.Arguments(FRAMEWORK, ndim)
     fe.check_ndim(ndim, FRAMEWORK)
     if ndim not in DATA_FORMATS:
         raise ValueError(
@@ -128,14 +129,14 @@ def to_spec(
     shape = [int(v) for v in np.asarray(output_shape).reshape(-1)]
     if len(shape) == ndim + 2:
         shape = shape[1:-1] if channels_last else shape[2:]
-    out = fe.int_tuple(shape, ndim, "output_shape", FRAMEWORK, allow_single=False)
-    fe.check_at_least(out, 1, "output_shape", FRAMEWORK)
-    kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
-    n_in = fe.int_tuple(input_size, ndim, "input_size", FRAMEWORK, allow_single=False)
+    out = args.ints(shape, "output_shape", allow_single=False)
+    args.at_least(out, 1, "output_shape")
+    kernel = args.ints(kernel_size, "kernel_size")
+    n_in = args.ints(input_size, "input_size", allow_single=False)
     stride = _per_axis(strides, ndim, "strides", channels_last)
     dilation = _per_axis(1 if dilations is None else dilations, ndim, "dilations", channels_last)
-    fe.check_at_least(stride, 1, "strides", FRAMEWORK)
-    fe.check_at_least(dilation, 1, "dilations", FRAMEWORK)
+    args.at_least(stride, 1, "strides")
+    args.at_least(dilation, 1, "dilations")
     pads = _padding(padding, ndim, channels_last)
     crop = []
     for axis in range(ndim):

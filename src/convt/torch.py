@@ -56,6 +56,7 @@ def to_spec(
     those led by the batch and channel sizes) replaces ``output_padding``, as in torch;
     it needs ``kernel_size`` and ``input_size`` (spatial sizes).
     """
+    args = fe.Arguments(FRAMEWORK, ndim)
     if padding_mode != "zeros":
         raise ValueError(
             f"torch: padding_mode={padding_mode!r} is not supported for transposed "
@@ -66,18 +67,18 @@ def to_spec(
             f"torch: padding must be an int or a tuple of {ndim} ints for a transposed "
             f"convolution, got {padding!r} (string padding exists only for conv{ndim}d)"
         )
-    stride = fe.int_tuple(stride, ndim, "stride", FRAMEWORK)
-    padding = fe.int_tuple(padding, ndim, "padding", FRAMEWORK)
-    dilation = fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK)
-    output_padding = fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK)
-    groups = fe.check_int(groups, "groups", FRAMEWORK)
-    fe.check_at_least(stride, 1, "stride", FRAMEWORK)
-    fe.check_at_least(dilation, 1, "dilation", FRAMEWORK)
-    fe.check_at_least(padding, 0, "padding", FRAMEWORK)
+    stride = args.ints(stride, "stride")
+    padding = args.ints(padding, "padding")
+    dilation = args.ints(dilation, "dilation")
+    output_padding = args.ints(output_padding, "output_padding")
+    groups = args.int(groups, "groups")
+    args.at_least(stride, 1, "stride")
+    args.at_least(dilation, 1, "dilation")
+    args.at_least(padding, 0, "padding")
     if output_size is not None:
         if kernel_size is None or input_size is None:
             raise ValueError("torch: output_size needs kernel_size and input_size to be known")
-        kernel = fe.int_tuple(kernel_size, ndim, "kernel_size", FRAMEWORK)
+        kernel = args.ints(kernel_size, "kernel_size")
         output_size = _strip_non_spatial(output_size, ndim, unbatched=False)
         output_padding = fe.output_padding_for_size(
             output_size, tuple(input_size), kernel, stride, padding, dilation, FRAMEWORK
@@ -344,7 +345,8 @@ def ConvTransposeNd(  # noqa: N802 - torch's name (torch.nn.modules.conv._ConvTr
     canonical (torch's own layout): ``weight (C_in, C_out // groups, *kernel)``, ``bias
     (C_out,)``; `init` draws them as torch does, and ``layer(params, x, output_size)``
     computes the module's forward."""
-    ndim = fe.check_int(ndim, "ndim", FRAMEWORK)
+    args = fe.Arguments(FRAMEWORK, ndim)
+    ndim = args.int(ndim, "ndim")
     in_channels, out_channels, groups, kernel = check_shapes(
         FRAMEWORK,
         in_channels=in_channels,
@@ -354,11 +356,11 @@ def ConvTransposeNd(  # noqa: N802 - torch's name (torch.nn.modules.conv._ConvTr
         ndim=ndim,
     )
     config = dict(
-        stride=fe.int_tuple(stride, ndim, "stride", FRAMEWORK),
-        padding=fe.int_tuple(padding, ndim, "padding", FRAMEWORK),
-        output_padding=fe.int_tuple(output_padding, ndim, "output_padding", FRAMEWORK),
+        stride=args.ints(stride, "stride"),
+        padding=args.ints(padding, "padding"),
+        output_padding=args.ints(output_padding, "output_padding"),
         groups=groups,
-        dilation=fe.int_tuple(dilation, ndim, "dilation", FRAMEWORK),
+        dilation=args.ints(dilation, "dilation"),
     )
     to_spec(ndim, padding_mode=padding_mode, **config)  # the checks torch makes, raised now
     return Layer(
