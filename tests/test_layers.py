@@ -271,3 +271,28 @@ def test_layer_classes_show_their_signatures():
             assert cls.__doc__
     with pytest.raises(ValueError, match="2-D, got num_spatial_dims=3"):
         convt.layers.flax.ConvTranspose2d(2, 2, 3, num_spatial_dims=3, rngs=nnx.Rngs(0))
+
+
+def test_every_layer_constructor_has_an_explicit_signature():
+    """The frameworks' layer constructors show their arguments to help() and IDEs."""
+    import inspect
+
+    import convt.chainer
+    import convt.keras
+    import convt.megengine
+    import convt.paddle
+    import convt.torch
+
+    constructors = [
+        *(getattr(convt.torch, f"ConvTranspose{n}d") for n in (1, 2, 3)),
+        *(getattr(convt.paddle, f"Conv{n}DTranspose") for n in (1, 2, 3)),
+        *(getattr(convt.keras, f"Conv{n}DTranspose") for n in (1, 2, 3)),
+        convt.megengine.ConvTranspose2d,
+        convt.megengine.ConvTranspose3d,
+        convt.chainer.Deconvolution2D,
+        convt.chainer.DeconvolutionND,
+    ]
+    for constructor in constructors:
+        kinds = {p.kind for p in inspect.signature(constructor).parameters.values()}
+        assert inspect.Parameter.VAR_POSITIONAL not in kinds, constructor
+        assert inspect.Parameter.VAR_KEYWORD not in kinds, constructor

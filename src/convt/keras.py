@@ -443,22 +443,61 @@ def _layer(
     )
 
 
-def Conv1DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - Keras's name
+def Conv1DTranspose(  # noqa: N802 - Keras's name
+    filters: int,
+    kernel_size: Any,
+    strides: Any = 1,
+    padding: str = "valid",
+    output_padding: Any = None,
+    data_format: str | None = None,
+    dilation_rate: Any = 1,
+    activation: Any = None,
+    use_bias: bool = True,
+    *,
+    in_channels: int | None = None,
+    backend: str = "tensorflow",
+) -> layers.Layer:
     """``keras.layers.Conv1DTranspose(filters, kernel_size, strides=1, padding="valid",
     output_padding=None, data_format=None, dilation_rate=1, activation=None,
     use_bias=True, *, in_channels, backend="tensorflow")`` as a `convt.layers.Layer`
     (Keras builds its kernel from the first input; here ``in_channels`` says its size)."""
-    return _layer(1, *args, **kwargs)
+    return _layer(1, **locals())
 
 
-def Conv2DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - Keras's name
+def Conv2DTranspose(  # noqa: N802 - Keras's name
+    filters: int,
+    kernel_size: Any,
+    strides: Any = 1,
+    padding: str = "valid",
+    output_padding: Any = None,
+    data_format: str | None = None,
+    dilation_rate: Any = 1,
+    activation: Any = None,
+    use_bias: bool = True,
+    *,
+    in_channels: int | None = None,
+    backend: str = "tensorflow",
+) -> layers.Layer:
     """``keras.layers.Conv2DTranspose`` (arguments as `Conv1DTranspose`'s)."""
-    return _layer(2, *args, **kwargs)
+    return _layer(2, **locals())
 
 
-def Conv3DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - Keras's name
+def Conv3DTranspose(  # noqa: N802 - Keras's name
+    filters: int,
+    kernel_size: Any,
+    strides: Any = 1,
+    padding: str = "valid",
+    output_padding: Any = None,
+    data_format: str | None = None,
+    dilation_rate: Any = 1,
+    activation: Any = None,
+    use_bias: bool = True,
+    *,
+    in_channels: int | None = None,
+    backend: str = "tensorflow",
+) -> layers.Layer:
     """``keras.layers.Conv3DTranspose`` (arguments as `Conv1DTranspose`'s)."""
-    return _layer(3, *args, **kwargs)
+    return _layer(3, **locals())
 
 
 def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:

@@ -310,18 +310,40 @@ def _layer(
     )
 
 
-def ConvTranspose2d(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - megengine's name
+def ConvTranspose2d(  # noqa: N802 - megengine's name
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    bias: bool = True,
+    conv_mode: str = "cross_correlation",
+    compute_mode: str = "default",
+) -> layers.Layer:
     """``megengine.module.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1,
     padding=0, output_padding=0, dilation=1, groups=1, bias=True,
     conv_mode="cross_correlation", compute_mode="default")`` as a `convt.layers.Layer`."""
-    return _layer(2, *args, **kwargs)
+    return _layer(2, **locals())
 
 
-def ConvTranspose3d(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - megengine's name
+def ConvTranspose3d(  # noqa: N802 - megengine's name
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+    bias: bool = True,
+) -> layers.Layer:
     """``megengine.module.ConvTranspose3d(in_channels, out_channels, kernel_size, stride=1,
     padding=0, output_padding=0, dilation=1, groups=1, bias=True)`` as a
     `convt.layers.Layer`."""
-    return _layer(3, *args, **kwargs)
+    return _layer(3, **locals())
 
 
 def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:

@@ -423,21 +423,57 @@ def _layer(
     )
 
 
-def Conv1DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - paddle's name
+def Conv1DTranspose(  # noqa: N802 - paddle's name
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: Any = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    weight_attr: Any = None,
+    bias_attr: Any = None,
+    data_format: str | None = None,
+) -> layers.Layer:
     """``paddle.nn.Conv1DTranspose(in_channels, out_channels, kernel_size, stride=1,
     padding=0, output_padding=0, groups=1, dilation=1, weight_attr=None, bias_attr=None,
     data_format="NCL")`` as a `convt.layers.Layer` (``bias_attr=False``: no bias)."""
-    return _layer(1, *args, **kwargs)
+    return _layer(1, **locals())
 
 
-def Conv2DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - paddle's name
+def Conv2DTranspose(  # noqa: N802 - paddle's name
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: Any = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    weight_attr: Any = None,
+    bias_attr: Any = None,
+    data_format: str | None = None,
+) -> layers.Layer:
     """``paddle.nn.Conv2DTranspose`` (arguments as `Conv1DTranspose`'s, ``"NCHW"``)."""
-    return _layer(2, *args, **kwargs)
+    return _layer(2, **locals())
 
 
-def Conv3DTranspose(*args: Any, **kwargs: Any) -> layers.Layer:  # noqa: N802 - paddle's name
+def Conv3DTranspose(  # noqa: N802 - paddle's name
+    in_channels: int,
+    out_channels: int,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: Any = 0,
+    output_padding: IntOrTuple = 0,
+    groups: int = 1,
+    dilation: IntOrTuple = 1,
+    weight_attr: Any = None,
+    bias_attr: Any = None,
+    data_format: str | None = None,
+) -> layers.Layer:
     """``paddle.nn.Conv3DTranspose`` (arguments as `Conv1DTranspose`'s, ``"NCDHW"``)."""
-    return _layer(3, *args, **kwargs)
+    return _layer(3, **locals())
 
 
 def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
