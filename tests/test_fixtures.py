@@ -99,7 +99,7 @@ def test_matches_framework(framework, index):
     if framework == "mindspore":  # the layer's arguments; the bias is there or not
         kwargs = {k: v for k, v in kwargs.items() if k != "has_bias"}
         kernel = convt.mindspore.weight_to_canonical(w, ndim=x.ndim - 2, groups=1).shape[2:]
-        spec, zeros_after = convt.mindspore.layer_spec(x.ndim - 2, kernel_size=kernel, **kwargs)
+        spec, zeros_after = convt.mindspore._layer_spec(x.ndim - 2, kernel_size=kernel, **kwargs)
         if any(zeros_after) and 0 in spec.output_spatial_shape(x.shape[2:], kernel):
             # MindSpore 2.10 returns non-zero values in the zeros it appends to an empty
             # convolution; convt keeps them zero. Shapes only.

@@ -24,7 +24,7 @@ def test_tensorflow_backend_is_tf_nn_at_keras_output_length():
         ("valid", "same"),
         (None, -1, 0, 1, 2, 3, 4),
     ):
-        length = convt.keras.output_length(n, effective_kernel(k, d), s, padding, op)
+        length = convt.keras._output_length(n, effective_kernel(k, d), s, padding, op)
         if length == 0:  # TensorFlow returns an empty array unchecked (see the fixtures)
             continue
         try:

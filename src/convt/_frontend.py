@@ -24,7 +24,6 @@ from convt.spec import (
     ConvTransposeSpec,
     as_int_tuple,
     effective_kernel,
-    full_length,
     is_int,
     not_an_int,
 )
@@ -187,32 +186,6 @@ def symmetric_crop(
     return tuple((p, p - op) for p, op in zip(padding, output_padding))
 
 
-def output_padding_for_size(
-    output_size,
-    input_spatial,
-    kernel,
-    stride,
-    padding,
-    dilation,
-    framework: str,
-    name: str = "output_size",
-) -> tuple[int, ...]:
-    """torch's ``_output_padding``: the ``output_padding`` that gives ``output_size``.
-
-    ``output_size`` holds the spatial sizes. Each size must lie in
-    ``[min, min + stride - 1]`` with ``min`` the size that ``output_padding=0`` gives.
-    """
-    n = len(input_spatial)
-    sizes = int_tuple(output_size, n, name, framework, allow_single=False)
-    smallest = [
-        full_length(i, k, s, d) - 2 * p
-        for i, k, s, d, p in zip(input_spatial, kernel, stride, dilation, padding)
-    ]
-    check_size_range(sizes, smallest, stride, framework, name)
-    result = [size - low for size, low in zip(sizes, smallest)]
-    return tuple(result)
-
-
 def check_size_range(sizes, smallest, stride, framework: str, name: str = "output_size") -> None:
     """Each requested size in ``[smallest, smallest + stride)``: torch's and paddle's rule."""
     for axis, (size, low, s) in enumerate(zip(sizes, smallest, stride)):
@@ -335,12 +308,6 @@ def forward_length(size: int, total_pad: int, k_eff: int, stride: int) -> int:
     """
     span = size + total_pad - k_eff
     return span // stride + 1 if span >= 0 else 0
-
-
-def conv_out_size(size: int, k: int, s: int, p: int, d: int = 1, cover_all: bool = False) -> int:
-    """chainer's ``get_conv_outsize``: the forward convolution's output length."""
-    dk = effective_kernel(k, d)
-    return (size + 2 * p - dk + (s - 1 if cover_all else 0)) // s + 1
 
 
 @contextlib.contextmanager

@@ -28,11 +28,27 @@ from convt.convention import Convention, Option, calls, standard_options
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
 
+__all__ = [
+    "CONVENTION",
+    "Deconvolution2D",
+    "deconvolution_1d",
+    "deconvolution_2d",
+    "deconvolution_3d",
+    "deconvolution_nd",
+    "DeconvolutionND",
+    "from_link",
+    "from_model",
+    "from_npz",
+    "from_spec",
+    "init",
+    "to_spec",
+]
+
 FRAMEWORK = "chainer"
 IntOrTuple = int | Sequence[int]
 
 
-def outsize_range(d: int, k: int, s: int, p: int, dilate: int = 1) -> tuple[int, int]:
+def _outsize_range(d: int, k: int, s: int, p: int, dilate: int = 1) -> tuple[int, int]:
     """The ``outsize`` values chainer accepts on one axis, ``(lowest, highest)``.
 
     chainer's check ``get_conv_outsize(l) <= d <= get_conv_outsize(l, cover_all=True)``
@@ -42,7 +58,7 @@ def outsize_range(d: int, k: int, s: int, p: int, dilate: int = 1) -> tuple[int,
     return max(1, (d - 2) * s + k_eff - 2 * p + 1), d * s + k_eff - 2 * p - 1
 
 
-def check_outsize(
+def _check_outsize(
     outsize, input_size, kernel, stride, pad, dilate, framework=FRAMEWORK
 ) -> tuple[int, ...]:
     """chainer's range check of ``outsize``; returns it as a tuple."""
@@ -53,7 +69,7 @@ def check_outsize(
     for axis, (l, d, k, s, p, dil) in enumerate(
         zip(sizes, input_size, kernel, stride, pad, dilate)
     ):
-        lowest, highest = outsize_range(d, k, s, p, dil)
+        lowest, highest = _outsize_range(d, k, s, p, dil)
         if not lowest <= l <= highest:
             raise ValueError(
                 f"{framework}: outsize {tuple(sizes)} is inconsistent with the input size {d} "
@@ -88,7 +104,7 @@ def to_spec(
         if kernel_size is None or input_size is None:
             raise ValueError("chainer: outsize needs kernel_size and input_size to be known")
         kernel = args.ints(kernel_size, "kernel_size")
-        sizes = check_outsize(outsize, tuple(input_size), kernel, stride, pad, dilate)
+        sizes = _check_outsize(outsize, tuple(input_size), kernel, stride, pad, dilate)
         spec = ConvTransposeSpec(stride=stride, dilation=dilate, crop=crop, groups=groups)
         crop = fe.crop_for_size(pad, spec.full_spatial_shape(input_size, kernel), sizes)
     return ConvTransposeSpec(stride=stride, dilation=dilate, crop=crop, groups=groups)
@@ -106,7 +122,7 @@ def from_spec(
         FRAMEWORK,
         input_size,
         kernel_size,
-        lambda outsize, pad: check_outsize(
+        lambda outsize, pad: _check_outsize(
             outsize, tuple(input_size), tuple(kernel_size), spec.stride, pad, spec.dilation
         ),
     )
@@ -256,6 +272,33 @@ def deconvolution_3d(
     )
 
 
+def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
+    """Parameters drawn as chainer initialises a deconvolution link: the weight from
+    ``LeCunNormal``, ``N(0, 1 / fan_in)`` with ``fan_in = (c_O / groups) prod(ksize)``
+    (chainer's fans of the ``(c_I, c_O / groups, *k)`` weight), the bias zeros."""
+    std = 1 / math.sqrt(math.prod(layer.weight_shape[1:]))
+    return layers.drawn_params(
+        key, layer, weight_init=("normal", std), bias_init=("zeros", 0.0), dtype=dtype
+    )
+
+
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(
+        *standard_options("stride"),
+        Option("pad", "pad (default 0)", short="-p"),
+        Option("outsize", "outsize, one per axis", kind="sizes"),
+        Option("dilate", "dilate (default 1)", short="-d"),
+        *standard_options("groups"),
+    ),
+    summary="chainer.functions.deconvolution_{1,2,3,n}d",
+    layer_call=calls(deconvolution_nd),
+    init=init,
+)
+
+
 # ------------------------------------------------------------------ chainer links to JAX
 
 
@@ -349,16 +392,6 @@ def Deconvolution2D(  # noqa: N802 - chainer's name
     )
 
 
-def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
-    """Parameters drawn as chainer initialises a deconvolution link: the weight from
-    ``LeCunNormal``, ``N(0, 1 / fan_in)`` with ``fan_in = (c_O / groups) prod(ksize)``
-    (chainer's fans of the ``(c_I, c_O / groups, *k)`` weight), the bias zeros."""
-    std = 1 / math.sqrt(math.prod(layer.weight_shape[1:]))
-    return layers.drawn_params(
-        key, layer, weight_init=("normal", std), bias_init=("zeros", 0.0), dtype=dtype
-    )
-
-
 def from_link(link: Any) -> tuple[dict, layers.Layer]:
     """``(params, layer)`` for a ``chainer.links.Deconvolution2D`` or
     ``DeconvolutionND`` (``Deconvolution1D``/``3D``) with initialised parameters.
@@ -442,20 +475,3 @@ def from_npz(
                 )
             out[name] = params
     return out
-
-
-CONVENTION = Convention(
-    name=FRAMEWORK,
-    to_spec=to_spec,
-    from_spec=from_spec,
-    options=(
-        *standard_options("stride"),
-        Option("pad", "pad (default 0)", short="-p"),
-        Option("outsize", "outsize, one per axis", kind="sizes"),
-        Option("dilate", "dilate (default 1)", short="-d"),
-        *standard_options("groups"),
-    ),
-    summary="chainer.functions.deconvolution_{1,2,3,n}d",
-    layer_call=calls(deconvolution_nd),
-    init=init,
-)

@@ -22,10 +22,23 @@ import jax
 from convt import _frontend as fe
 from convt.convention import Convention, Option, standard_options
 from convt.core import LoweringOptions
-from convt.spec import ConvTransposeSpec
+from convt.spec import ConvTransposeSpec, effective_kernel
+
+__all__ = [
+    "CONVENTION",
+    "conv_transpose",
+    "from_spec",
+    "to_spec",
+]
 
 FRAMEWORK = "chainerx"
 IntOrTuple = int | Sequence[int]
+
+
+def _conv_out_size(size: int, k: int, s: int, p: int, d: int = 1, cover_all: bool = False) -> int:
+    """chainer's ``get_conv_outsize``: the forward convolution's output length."""
+    dk = effective_kernel(k, d)
+    return (size + 2 * p - dk + (s - 1 if cover_all else 0)) // s + 1
 
 
 def to_spec(
@@ -60,12 +73,12 @@ def to_spec(
                 f"{tuple(input_size)}: on spatial axis {axis} outsize + 2 * pad - kernel "
                 f"= {l + 2 * p - k} is negative (chainerx: 'Output size should be positive')"
             )
-        if d != fe.conv_out_size(l, k, s, p):
+        if d != _conv_out_size(l, k, s, p):
             cover_all = True
             break
     if any(
         l + 2 * p - k + (s - 1) * cover_all < 0
-        or d != fe.conv_out_size(l, k, s, p, cover_all=cover_all)
+        or d != _conv_out_size(l, k, s, p, cover_all=cover_all)
         for d, l, k, s, p in axes
     ):
         raise ValueError(

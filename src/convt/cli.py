@@ -156,6 +156,8 @@ def _convention_name(value: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``convt`` command line: ``spec`` (one subcommand per convention, built from
+    the registry) and ``translate``."""
     parser = argparse.ArgumentParser(
         prog="convt",
         description="Transposed convolution conventions, mapped onto convt's canonical spec "
@@ -207,6 +209,8 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line on ``argv`` (default: ``sys.argv[1:]``); the exit status
+    (2 for bad arguments)."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "translate":

@@ -13,6 +13,15 @@ from convt import auto as auto_rules
 from convt import lowering
 from convt.spec import ConvTransposeSpec
 
+__all__ = [
+    "MAX_OUTPUT_BYTES",
+    "METHODS",
+    "LoweringOptions",
+    "choose_method",
+    "conv_transpose",
+    "validate",
+]
+
 Method = str  # "auto", a name from lowering.LOWERINGS, or "forward/backward"
 METHODS: tuple[str, ...] = ("auto", *lowering.LOWERINGS)
 

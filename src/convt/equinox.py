@@ -36,6 +36,17 @@ from convt.convention import Convention, Option
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
 
+__all__ = [
+    "CONVENTION",
+    "bias_from_canonical",
+    "bias_to_canonical",
+    "conv_transpose",
+    "from_spec",
+    "to_spec",
+    "weight_from_canonical",
+    "weight_to_canonical",
+]
+
 FRAMEWORK = "equinox"
 PADDING_STRINGS = ("SAME", "SAME_LOWER", "VALID")
 PADDING_MODES = ("ZEROS", "CIRCULAR")
@@ -65,7 +76,7 @@ def _padding(padding: Any, ndim: int) -> str | tuple[tuple[int, int], ...]:
     )
 
 
-def forward_padding(
+def _forward_padding(
     padding: Any, *, kernel: Sequence[int], stride, dilation, output_padding
 ) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
     """The forward padding pairs and the ``output_padding`` equinox really applies
@@ -123,7 +134,7 @@ def to_spec(
     kernel, stride, dilation, output_padding = _check(
         ndim, kernel_size, stride, dilation, output_padding, groups
     )
-    pairs, applied = forward_padding(
+    pairs, applied = _forward_padding(
         padding, kernel=kernel, stride=stride, dilation=dilation, output_padding=output_padding
     )
     crop = tuple((lo, hi - op) for (lo, hi), op in zip(pairs, applied))
@@ -181,6 +192,7 @@ def bias_to_canonical(bias, *, ndim: int):
 
 
 def bias_from_canonical(bias, *, ndim: int):
+    """``(C_out,)`` -> ``(C_out, 1, ..., 1)``, equinox's bias."""
     return jnp.reshape(bias, (-1,) + (1,) * ndim)
 
 

@@ -30,8 +30,17 @@ from convt import lax as convt_lax
 from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec
 
+__all__ = [
+    "CONVENTION",
+    "conv_transpose",
+    "from_spec",
+    "to_spec",
+    "weight_from_canonical",
+    "weight_to_canonical",
+]
+
 FRAMEWORK = "flax"
-RENAMES = {"rhs_dilation": "kernel_dilation", "lhs": "inputs", "rhs": "kernel"}
+_RENAMES = {"rhs_dilation": "kernel_dilation", "lhs": "inputs", "rhs": "kernel"}
 
 
 def _per_axis(value: Any, ndim: int, name: str) -> tuple[int, ...]:
@@ -39,7 +48,7 @@ def _per_axis(value: Any, ndim: int, name: str) -> tuple[int, ...]:
     return fe.int_tuple(1 if value is None else value, ndim, name, FRAMEWORK, allow_single=False)
 
 
-def lax_padding(padding: Any, ndim: int) -> str | list[tuple[int, int]]:
+def _lax_padding(padding: Any, ndim: int) -> str | list[tuple[int, int]]:
     """flax's ``canonicalize_padding``: the padding lax gets (``"CIRCULAR"`` kept)."""
     if isinstance(padding, str):
         return padding
@@ -72,13 +81,13 @@ def to_spec(
     input_size: Sequence[int] | None = None,
 ) -> ConvTransposeSpec:
     """The canonical spec for a flax ``ConvTranspose`` (the kernel size is needed)."""
-    pads = lax_padding(padding, ndim)
+    pads = _lax_padding(padding, ndim)
     if pads == "CIRCULAR":
         raise ValueError(
             "flax: padding='CIRCULAR' folds the output periodically after the convolution; "
             "no canonical crop expresses it (convt.flax.conv_transpose computes it)"
         )
-    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, RENAMES):
+    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, _RENAMES):
         return convt_lax.to_spec(
             ndim,
             strides=_per_axis(strides, ndim, "strides"),
@@ -120,6 +129,8 @@ def weight_to_canonical(weight, *, ndim: int, groups: int, transpose_kernel: boo
 
 
 def weight_from_canonical(weight, *, ndim: int, groups: int, transpose_kernel: bool = False):
+    """``(C_in, C_out, *k)`` -> ``(*k, C_in, C_out)`` (or ``(*k, C_out, C_in)`` with
+    ``transpose_kernel``)."""
     return convt_lax.weight_from_canonical(
         weight, ndim=ndim, groups=groups, transpose_kernel=transpose_kernel
     )
@@ -174,8 +185,8 @@ def conv_transpose(
     batch_shape = jnp.shape(inputs)[: jnp.ndim(inputs) - ndim - 1]
     x = jnp.reshape(inputs, (-1, *jnp.shape(inputs)[len(batch_shape) :]))
     strides_ = _per_axis(strides, ndim, "strides")
-    pads = lax_padding(padding, ndim)
-    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, RENAMES):
+    pads = _lax_padding(padding, ndim)
+    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, _RENAMES):
         y = convt_lax.conv_transpose(
             x,
             kernel,

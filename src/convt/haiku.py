@@ -26,8 +26,17 @@ from convt import lax as convt_lax
 from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec
 
+__all__ = [
+    "CONVENTION",
+    "conv_transpose",
+    "from_spec",
+    "to_spec",
+    "weight_from_canonical",
+    "weight_to_canonical",
+]
+
 FRAMEWORK = "haiku"
-RENAMES = {"strides": "stride", "lhs": "inputs", "rhs": "w"}
+_RENAMES = {"strides": "stride", "lhs": "inputs", "rhs": "w"}
 
 
 def _channels_last(data_format: str) -> bool:
@@ -47,7 +56,7 @@ def _channels_last(data_format: str) -> bool:
     )
 
 
-def adjusted_padding(
+def _adjusted_padding(
     input_size: int, output_size: int, kernel_size: int, stride: int, padding: str
 ) -> tuple[int, int]:
     """haiku's ``compute_adjusted_padding``: the lax pads giving ``output_size``."""
@@ -69,7 +78,7 @@ def adjusted_padding(
     return pad_before, pad_after
 
 
-def lax_padding(padding, output_shape, *, kernel, stride, input_size):
+def _lax_padding(padding, output_shape, *, kernel, stride, input_size):
     """The padding lax gets: ``padding`` itself, or the pairs for ``output_shape``."""
     if output_shape is None:
         return padding if isinstance(padding, str) else [tuple(p) for p in padding]
@@ -80,7 +89,8 @@ def lax_padding(padding, output_shape, *, kernel, stride, input_size):
     if input_size is None:
         raise ValueError("haiku: output_shape needs the input size")
     return [
-        adjusted_padding(n, o, k, s, padding) for n, o, k, s in zip(input_size, out, kernel, stride)
+        _adjusted_padding(n, o, k, s, padding)
+        for n, o, k, s in zip(input_size, out, kernel, stride)
     ]
 
 
@@ -102,9 +112,9 @@ def to_spec(
     kernel = args.ints(kernel_size, "kernel_shape")
     stride_ = args.ints(stride, "stride")
     args.at_least(stride_, 1, "stride")
-    pads = lax_padding(padding, output_shape, kernel=kernel, stride=stride_, input_size=input_size)
+    pads = _lax_padding(padding, output_shape, kernel=kernel, stride=stride_, input_size=input_size)
     layout = "channels_last" if _channels_last(data_format) else "channels_first"
-    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, RENAMES):
+    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, _RENAMES):
         return convt_lax.to_spec(
             ndim,
             strides=stride_,
@@ -143,6 +153,7 @@ def weight_to_canonical(weight, *, ndim: int, groups: int):
 
 
 def weight_from_canonical(weight, *, ndim: int, groups: int):
+    """``(C_in, C_out, *k)`` -> haiku's ``(*k, C_out, C_in)`` forward kernel, flipped."""
     del groups
     return jnp.transpose(jnp.flip(weight, range(2, ndim + 2)), (*range(2, ndim + 2), 1, 0))
 
@@ -176,7 +187,7 @@ def conv_transpose(
     layout = "channels_last" if channels_last else "channels_first"
     kernel = tuple(jnp.shape(w)[:ndim])
     stride_ = fe.int_tuple(stride, ndim, "stride", FRAMEWORK)
-    pads = lax_padding(
+    pads = _lax_padding(
         padding,
         output_shape,
         kernel=kernel,
@@ -185,7 +196,7 @@ def conv_transpose(
     )
     lhs = convt_lax.dimension_numbers_for(layout, ndim)[0]
     letters = lhs.replace("N", "").replace("C", "")
-    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, RENAMES):
+    with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, _RENAMES):
         y = convt_lax.conv_transpose(
             x,
             w,

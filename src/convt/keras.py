@@ -23,7 +23,7 @@ default) and its rejections unless ``backend="jax"``; measured on Keras 3.15 wit
 backends, they agree on every configuration TensorFlow accepts.
 
 The kernel is ``(*kernel_size, filters, in_channels)`` (as TensorFlow's, not flipped).
-There are no groups. The layers add two checks of their own (`layer_to_spec`):
+There are no groups. The layers add two checks of their own (`_layer_to_spec`):
 ``output_padding`` below ``strides``, and no ``strides > 1`` together with
 ``dilation_rate > 1``.
 """
@@ -46,12 +46,27 @@ from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
 from convt.tensorflow import weight_from_canonical, weight_to_canonical
 
+__all__ = [
+    "CONVENTION",
+    "Conv1DTranspose",
+    "Conv2DTranspose",
+    "Conv3DTranspose",
+    "conv_transpose",
+    "conv_transpose_layer",
+    "from_config",
+    "from_layer",
+    "from_model",
+    "from_spec",
+    "init",
+    "to_spec",
+]
+
 FRAMEWORK = "keras"
 BACKENDS = ("tensorflow", "jax")
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
-def output_length(n: int, k_e: int, stride: int, padding: str, output_padding: int | None) -> int:
+def _output_length(n: int, k_e: int, stride: int, padding: str, output_padding: int | None) -> int:
     """Keras's output length on one axis (``_get_output_shape_given_tf_padding``)."""
     if padding == "valid":
         op = max(k_e, stride) - k_e if output_padding is None else output_padding
@@ -61,7 +76,7 @@ def output_length(n: int, k_e: int, stride: int, padding: str, output_padding: i
     return (n - 1) * stride + k_e % 2 + output_padding
 
 
-def backend_crop(
+def _backend_crop(
     k_e: int, stride: int, padding: str, output_padding: int | None
 ) -> tuple[int, int]:
     """The canonical crop on one axis, from the padding Keras's JAX backend gives the
@@ -79,7 +94,7 @@ def backend_crop(
     return k_e - 1 - left, k_e - 1 - right
 
 
-def tensorflow_accepts(k_e: int, stride: int, padding: str, output_padding: int | None) -> bool:
+def _tensorflow_accepts(k_e: int, stride: int, padding: str, output_padding: int | None) -> bool:
     """Whether ``tf.nn.conv_transpose`` takes Keras's output length (its forward
     convolution must give back the input length, whatever that length is)."""
     if output_padding is None:
@@ -140,12 +155,12 @@ def to_spec(
         ops = args.ints(output_padding, "output_padding", allow_single=ndim == 1)
     k_eff = [effective_kernel(k, d) for k, d in zip(kernel, dilation)]
     empty = input_size is not None and 0 in [
-        output_length(n, k_e, s, padding, op)
+        _output_length(n, k_e, s, padding, op)
         for n, k_e, s, op in zip(input_size, k_eff, stride, ops)
     ]
     crop = []
     for axis, (k_e, s, op) in enumerate(zip(k_eff, stride, ops)):
-        if backend == "tensorflow" and not empty and not tensorflow_accepts(k_e, s, padding, op):
+        if backend == "tensorflow" and not empty and not _tensorflow_accepts(k_e, s, padding, op):
             rule = (
                 "0 <= output_padding < strides"
                 if padding == "valid"
@@ -158,13 +173,13 @@ def to_spec(
                 f"(it needs {rule}; the effective kernel size is {k_e}). "
                 "Keras's JAX backend computes it: pass backend='jax'"
             )
-        crop.append(backend_crop(k_e, s, padding, op))
+        crop.append(_backend_crop(k_e, s, padding, op))
     return ConvTransposeSpec(
         stride=stride, dilation=dilation, crop=tuple(crop), groups=1, layout=layout
     )
 
 
-def layer_to_spec(
+def _layer_to_spec(
     ndim: int,
     strides: Any = 1,
     padding: str = "valid",
@@ -231,8 +246,8 @@ def from_spec(
                 [
                     op
                     for op in (None, *range(s + 1))
-                    if tensorflow_accepts(k_e, s, padding, op)
-                    and backend_crop(k_e, s, padding, op) == tuple(crop)
+                    if _tensorflow_accepts(k_e, s, padding, op)
+                    and _backend_crop(k_e, s, padding, op) == tuple(crop)
                 ]
             )
         # the default (None) equals an explicit value on every axis, so an axis that
@@ -366,12 +381,12 @@ def conv_transpose_layer(
     """What ``keras.layers.Conv{N}DTranspose(filters, kernel_size, strides, padding,
     output_padding, data_format, dilation_rate)`` computes before its activation, with
     the layer's ``kernel`` ``(*kernel_size, filters, C_in)`` and ``bias`` ``(filters,)``,
-    and the layer's checks (`layer_to_spec`)."""
+    and the layer's checks (`_layer_to_spec`)."""
     return _call(
         inputs,
         kernel,
         bias,
-        layer_to_spec,
+        _layer_to_spec,
         strides=strides,
         padding=padding,
         output_padding=output_padding,
@@ -382,9 +397,44 @@ def conv_transpose_layer(
     )
 
 
+def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
+    """Parameters drawn as Keras initialises a ``Conv{N}DTranspose`` by default: the
+    kernel from ``glorot_uniform``, ``U(-a, a)`` with ``a = sqrt(6 / (fan_in +
+    fan_out))``, ``fan_in = filters prod(kernel)`` and ``fan_out = C_in prod(kernel)``
+    (Keras's fans of the ``(*kernel, filters, C_in)`` kernel); the bias ``zeros``."""
+    bound = math.sqrt(6 / ((layer.in_channels + layer.out_channels) * math.prod(layer.kernel_size)))
+    return layers.drawn_params(
+        key, layer, weight_init=("uniform", bound), bias_init=("zeros", 0.0), dtype=dtype
+    )
+
+
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(
+        Option("strides", "strides, one value or one per axis", short="-s"),
+        Option("padding", "valid or same", kind="choice", choices=("valid", "same"), short="-p"),
+        Option("output_padding", "output_padding (default None)"),
+        Option("dilation_rate", "dilation_rate, one value or one per axis", short="-d"),
+        Option(
+            "data_format",
+            "channels_last (default) or channels_first",
+            kind="choice",
+            choices=DATA_FORMATS,
+        ),
+    ),
+    weight_to_canonical=weight_to_canonical,
+    weight_from_canonical=weight_from_canonical,
+    summary="keras.ops.conv_transpose / Conv{1,2,3}DTranspose (kernel [*k, out, in], no groups)",
+    layer_call=calls(conv_transpose_layer),
+    init=init,
+)
+
+
 # ------------------------------------------------------------------ Keras layers to JAX
 
-LINEAR_ACTIVATIONS = (None, "linear")
+_LINEAR_ACTIVATIONS = (None, "linear")
 
 
 def _layer(
@@ -403,7 +453,7 @@ def _layer(
     backend: str = "tensorflow",
 ) -> layers.Layer:
     args = fe.Arguments(FRAMEWORK, ndim)
-    if activation not in LINEAR_ACTIVATIONS:
+    if activation not in _LINEAR_ACTIVATIONS:
         raise ValueError(
             f"keras: activation={activation!r}: the layer computes the convolution only; build "
             "it with activation=None and apply the activation (jax.nn...) to its output"
@@ -432,7 +482,7 @@ def _layer(
         dilation_rate=args.ints(dilation_rate, "dilation_rate"),
         backend=backend,
     )
-    layer_to_spec(ndim, kernel_size=kernel, **config)  # the layer's checks, raised now
+    _layer_to_spec(ndim, kernel_size=kernel, **config)  # the layer's checks, raised now
     return layers.Layer(
         convention=FRAMEWORK,
         in_channels=in_channels,
@@ -498,17 +548,6 @@ def Conv3DTranspose(  # noqa: N802 - Keras's name
 ) -> layers.Layer:
     """``keras.layers.Conv3DTranspose`` (arguments as `Conv1DTranspose`'s)."""
     return _layer(3, **locals())
-
-
-def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
-    """Parameters drawn as Keras initialises a ``Conv{N}DTranspose`` by default: the
-    kernel from ``glorot_uniform``, ``U(-a, a)`` with ``a = sqrt(6 / (fan_in +
-    fan_out))``, ``fan_in = filters prod(kernel)`` and ``fan_out = C_in prod(kernel)``
-    (Keras's fans of the ``(*kernel, filters, C_in)`` kernel); the bias ``zeros``."""
-    bound = math.sqrt(6 / ((layer.in_channels + layer.out_channels) * math.prod(layer.kernel_size)))
-    return layers.drawn_params(
-        key, layer, weight_init=("uniform", bound), bias_init=("zeros", 0.0), dtype=dtype
-    )
 
 
 def from_config(
@@ -584,27 +623,3 @@ def from_model(model: Any, *, backend: str | None = None) -> dict[str, tuple[dic
 
     walk(model)
     return found
-
-
-CONVENTION = Convention(
-    name=FRAMEWORK,
-    to_spec=to_spec,
-    from_spec=from_spec,
-    options=(
-        Option("strides", "strides, one value or one per axis", short="-s"),
-        Option("padding", "valid or same", kind="choice", choices=("valid", "same"), short="-p"),
-        Option("output_padding", "output_padding (default None)"),
-        Option("dilation_rate", "dilation_rate, one value or one per axis", short="-d"),
-        Option(
-            "data_format",
-            "channels_last (default) or channels_first",
-            kind="choice",
-            choices=DATA_FORMATS,
-        ),
-    ),
-    weight_to_canonical=weight_to_canonical,
-    weight_from_canonical=weight_from_canonical,
-    summary="keras.ops.conv_transpose / Conv{1,2,3}DTranspose (kernel [*k, out, in], no groups)",
-    layer_call=calls(conv_transpose_layer),
-    init=init,
-)

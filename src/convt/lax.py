@@ -42,6 +42,16 @@ from convt.convention import Convention, NotExpressible, Option
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
 
+__all__ = [
+    "CONVENTION",
+    "conv_transpose",
+    "dimension_numbers_for",
+    "from_spec",
+    "to_spec",
+    "weight_from_canonical",
+    "weight_to_canonical",
+]
+
 FRAMEWORK = "jax.lax"
 DEFAULT_DIMENSION_NUMBERS = {
     2: ("NC", "IO", "NC"),
@@ -121,7 +131,7 @@ def _transpose_padding(k_eff: int, s: int, padding) -> tuple[int, int]:
     return low, total - low
 
 
-def layout_of(dimension_numbers: Any, ndim: int) -> str:
+def _layout_of(dimension_numbers: Any, ndim: int) -> str:
     """The canonical layout ``conv_transpose`` computes in for these dimension numbers."""
     if dimension_numbers is None:
         return "channels_last"
@@ -194,7 +204,7 @@ def to_spec(
         dilation=dilation,
         crop=crop,
         groups=1,
-        layout=layout_of(dimension_numbers, ndim),
+        layout=_layout_of(dimension_numbers, ndim),
     )
 
 
@@ -357,5 +367,3 @@ CONVENTION = Convention(
     weight_from_canonical=weight_from_canonical,
     summary="jax.lax.conv_transpose (kernel HWIO, not flipped unless transpose_kernel)",
 )
-
-__all__ = ["CONVENTION", "conv_transpose", "from_spec", "to_spec"]

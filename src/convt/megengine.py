@@ -36,6 +36,24 @@ from convt.convention import Convention, calls_by_rank, standard_options
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec
 
+__all__ = [
+    "CONVENTION",
+    "bias_from_canonical",
+    "bias_to_canonical",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "from_model",
+    "from_module",
+    "from_spec",
+    "from_state_dict",
+    "init",
+    "to_spec",
+    "weight_from_canonical",
+    "weight_to_canonical",
+]
+
 FRAMEWORK = "megengine"
 IntOrTuple = int | Sequence[int]
 COMPUTE_MODES = ("default", "float32")
@@ -259,6 +277,34 @@ def conv_transpose3d(
     )
 
 
+def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
+    """Parameters drawn as megengine's ``reset_parameters`` does: the weight from
+    ``N(0, 1 / fan_in)``, the bias zeros. megengine's ``fan_in`` differs by rank:
+    ``ConvTranspose2d`` uses ``kh * kw * out_channels``, ``ConvTranspose3d``
+    ``kt * kh * kw * in_channels`` (groups ignored in both)."""
+    channels = layer.out_channels if layer.ndim == 2 else layer.in_channels
+    std = 1 / math.sqrt(channels * math.prod(layer.kernel_size))
+    return layers.drawn_params(
+        key, layer, weight_init=("normal", std), bias_init=("zeros", 0.0), dtype=dtype
+    )
+
+
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    aliases=("mge",),
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(*standard_options("stride", "padding", "output_padding", "dilation", "groups"),),
+    weight_to_canonical=weight_to_canonical,
+    weight_from_canonical=weight_from_canonical,
+    bias_to_canonical=bias_to_canonical,
+    bias_from_canonical=bias_from_canonical,
+    summary="megengine.functional.conv_transpose{2,3}d (grouped 5-D/6-D weights)",
+    layer_call=calls_by_rank({2: conv_transpose2d, 3: conv_transpose3d}),
+    init=init,
+)
+
+
 # ------------------------------------------------------------------ megengine modules to JAX
 
 _MODULE_CLASSES = {2: "ConvTranspose2d", 3: "ConvTranspose3d"}
@@ -346,18 +392,6 @@ def ConvTranspose3d(  # noqa: N802 - megengine's name
     return _layer(3, **locals())
 
 
-def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
-    """Parameters drawn as megengine's ``reset_parameters`` does: the weight from
-    ``N(0, 1 / fan_in)``, the bias zeros. megengine's ``fan_in`` differs by rank:
-    ``ConvTranspose2d`` uses ``kh * kw * out_channels``, ``ConvTranspose3d``
-    ``kt * kh * kw * in_channels`` (groups ignored in both)."""
-    channels = layer.out_channels if layer.ndim == 2 else layer.in_channels
-    std = 1 / math.sqrt(channels * math.prod(layer.kernel_size))
-    return layers.drawn_params(
-        key, layer, weight_init=("normal", std), bias_init=("zeros", 0.0), dtype=dtype
-    )
-
-
 def from_state_dict(state_dict: Mapping[str, Any], layer: layers.Layer, prefix: str = "") -> dict:
     """Canonical parameters for ``layer`` from a megengine state dict
     (``module.state_dict()``, ``megengine.load(path)``: numpy arrays or tensors): the
@@ -423,19 +457,3 @@ def from_model(model: Any) -> dict[str, tuple[dict, layers.Layer]]:
         for name, module in model.named_modules()
         if type(module).__name__ in _MODULE_CLASSES.values()
     }
-
-
-CONVENTION = Convention(
-    name=FRAMEWORK,
-    aliases=("mge",),
-    to_spec=to_spec,
-    from_spec=from_spec,
-    options=(*standard_options("stride", "padding", "output_padding", "dilation", "groups"),),
-    weight_to_canonical=weight_to_canonical,
-    weight_from_canonical=weight_from_canonical,
-    bias_to_canonical=bias_to_canonical,
-    bias_from_canonical=bias_from_canonical,
-    summary="megengine.functional.conv_transpose{2,3}d (grouped 5-D/6-D weights)",
-    layer_call=calls_by_rank({2: conv_transpose2d, 3: conv_transpose3d}),
-    init=init,
-)

@@ -51,6 +51,16 @@ from convt.convention import Convention, Option
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
 
+__all__ = [
+    "CONVENTION",
+    "conv1d_transpose",
+    "conv2d_transpose",
+    "conv3d_transpose",
+    "from_spec",
+    "to_spec",
+    "weight_to_canonical",
+]
+
 FRAMEWORK = "mindspore"
 PAD_MODES = ("same", "valid", "pad")
 IntOrTuple = int | Sequence[int]
@@ -118,7 +128,7 @@ def _check_conv3d_limits(kernel, stride, dilation) -> None:
         )
 
 
-def layer_spec(
+def _layer_spec(
     ndim: int,
     stride: IntOrTuple = 1,
     pad_mode: str = "same",
@@ -184,7 +194,7 @@ def to_spec(
     del input_size
     if kernel_size is None:
         raise ValueError("mindspore: the kernel size is needed")
-    spec, zeros_after = layer_spec(
+    spec, zeros_after = _layer_spec(
         ndim,
         stride=stride,
         pad_mode=pad_mode,
@@ -279,7 +289,7 @@ def _conv_transpose(
     fe.check_arrays(FRAMEWORK, ("x", "weight", "bias"), x, weight, bias)
     fe.check_rank(x, ndim, FRAMEWORK, f"Conv{ndim}dTranspose", unbatched=False, name="x")
     weight = weight_to_canonical(weight, ndim=ndim, groups=group)
-    spec, zeros_after = layer_spec(
+    spec, zeros_after = _layer_spec(
         ndim,
         stride=stride,
         pad_mode=pad_mode,

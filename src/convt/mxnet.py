@@ -30,6 +30,13 @@ from convt.convention import Convention, Option
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel, full_length
 
+__all__ = [
+    "CONVENTION",
+    "deconvolution",
+    "from_spec",
+    "to_spec",
+]
+
 FRAMEWORK = "mxnet"
 LAYOUTS = {1: "NCW", 2: "NCHW", 3: "NCDHW"}
 AXIS_NAMES = {1: ("x",), 2: ("y", "x"), 3: ("z", "y", "x")}

@@ -36,9 +36,18 @@ import jax
 import jax.numpy as jnp
 
 from convt import _frontend as fe
-from convt.convention import Convention, NotExpressible, Option, calls
+from convt.convention import Convention, Option, calls
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel, full_length
+
+__all__ = [
+    "CONVENTION",
+    "conv_transpose",
+    "from_model",
+    "from_node",
+    "from_spec",
+    "to_spec",
+]
 
 FRAMEWORK = "onnx"
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
@@ -266,7 +275,30 @@ def conv_transpose(
     )
 
 
-ATTRIBUTES = (
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    aliases=("onnxruntime",),
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(
+        Option("strides", "strides, one per axis", kind="sizes", short="-s"),
+        Option("pads", "pads: begins then ends (x1_b x2_b ... x1_e x2_e ...)", kind="sizes"),
+        Option("output_padding", "output_padding, one per axis", kind="sizes"),
+        Option("output_shape", "output_shape, one per spatial axis", kind="sizes"),
+        Option("dilations", "dilations, one per axis", kind="sizes", short="-d"),
+        Option("group", "group (default 1)", kind="int", short="-g"),
+        Option("auto_pad", "auto_pad", kind="choice", choices=AUTO_PADS),
+        Option("reading", "onnxruntime (default) or spec", kind="choice", choices=READINGS),
+    ),
+    summary="ONNX ConvTranspose (onnxruntime's reading, or the spec's)",
+    layer_call=calls(conv_transpose),
+)
+
+
+# ------------------------------------------------------------------ ONNX models to JAX
+
+
+_ATTRIBUTES = (
     "auto_pad",
     "dilations",
     "group",
@@ -278,7 +310,7 @@ ATTRIBUTES = (
 )
 
 
-def attributes_of(node: Any) -> dict:
+def _attributes_of(node: Any) -> dict:
     """A ``ConvTranspose`` ``NodeProto``'s attributes as keyword arguments (imports onnx)."""
     from onnx import helper
 
@@ -286,7 +318,7 @@ def attributes_of(node: Any) -> dict:
         raise ValueError(f"onnx: expected a ConvTranspose node, got {node.op_type!r}")
     attrs = {}
     for attribute in node.attribute:
-        if attribute.name not in ATTRIBUTES:
+        if attribute.name not in _ATTRIBUTES:
             raise ValueError(f"onnx: unknown ConvTranspose attribute {attribute.name!r}")
         value = helper.get_attribute_value(attribute)
         attrs[attribute.name] = (
@@ -320,7 +352,7 @@ def from_node(
         return jnp.asarray(numpy_helper.to_array(value) if hasattr(value, "raw_data") else value)
 
     inputs = list(node.input) + [""] * (3 - len(node.input))
-    call = functools.partial(conv_transpose, **attributes_of(node), **options)
+    call = functools.partial(conv_transpose, **_attributes_of(node), **options)
     return call, array(inputs[1]), array(inputs[2])
 
 
@@ -354,7 +386,7 @@ def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[d
                 )
         weight = numpy_helper.to_array(initializers[inputs[1]])
         bias = numpy_helper.to_array(initializers[inputs[2]]) if inputs[2] else None
-        attrs = attributes_of(node)
+        attrs = _attributes_of(node)
         group = int(attrs.get("group", 1))
         ndim = weight.ndim - 2
         if "kernel_shape" in attrs and tuple(attrs["kernel_shape"]) != weight.shape[2:]:
@@ -376,33 +408,3 @@ def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[d
             layer,
         )
     return found
-
-
-CONVENTION = Convention(
-    name=FRAMEWORK,
-    aliases=("onnxruntime",),
-    to_spec=to_spec,
-    from_spec=from_spec,
-    options=(
-        Option("strides", "strides, one per axis", kind="sizes", short="-s"),
-        Option("pads", "pads: begins then ends (x1_b x2_b ... x1_e x2_e ...)", kind="sizes"),
-        Option("output_padding", "output_padding, one per axis", kind="sizes"),
-        Option("output_shape", "output_shape, one per spatial axis", kind="sizes"),
-        Option("dilations", "dilations, one per axis", kind="sizes", short="-d"),
-        Option("group", "group (default 1)", kind="int", short="-g"),
-        Option("auto_pad", "auto_pad", kind="choice", choices=AUTO_PADS),
-        Option("reading", "onnxruntime (default) or spec", kind="choice", choices=READINGS),
-    ),
-    summary="ONNX ConvTranspose (onnxruntime's reading, or the spec's)",
-    layer_call=calls(conv_transpose),
-)
-
-__all__ = [
-    "CONVENTION",
-    "NotExpressible",
-    "conv_transpose",
-    "from_model",
-    "from_node",
-    "from_spec",
-    "to_spec",
-]

@@ -38,6 +38,23 @@ from convt.convention import Convention, Option, calls_by_rank, standard_options
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec
 
+__all__ = [
+    "CONVENTION",
+    "conv1d_transpose",
+    "Conv1DTranspose",
+    "conv2d_transpose",
+    "Conv2DTranspose",
+    "conv3d_transpose",
+    "Conv3DTranspose",
+    "fold_weight_norm",
+    "from_layer",
+    "from_model",
+    "from_spec",
+    "from_state_dict",
+    "init",
+    "to_spec",
+]
+
 FRAMEWORK = "paddle"
 DATA_FORMATS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
 IntOrTuple = int | Sequence[int]
@@ -52,7 +69,7 @@ def _channels_last(ndim: int, data_format: str) -> bool:
     return data_format == DATA_FORMATS[ndim][1]
 
 
-def parse_padding(padding: Any, ndim: int, data_format: str) -> str | tuple[tuple[int, int], ...]:
+def _parse_padding(padding: Any, ndim: int, data_format: str) -> str | tuple[tuple[int, int], ...]:
     """``"SAME"``, ``"VALID"`` or one ``(before, after)`` pair per spatial axis."""
     if isinstance(padding, str):
         upper = padding.upper()
@@ -100,7 +117,7 @@ def parse_padding(padding: Any, ndim: int, data_format: str) -> str | tuple[tupl
     return tuple(tuple(p) for p in pairs)
 
 
-def same_pads(
+def _same_pads(
     input_size: Sequence[int], kernel: Sequence[int], stride: Sequence[int]
 ) -> tuple[tuple[int, int], ...]:
     """paddle's ``"SAME"``: the forward convolution's SAME pads on the input."""
@@ -156,7 +173,7 @@ def to_spec(
     groups = args.int(groups, "groups")
     args.at_least(stride, 1, "stride")
     args.at_least(dilation, 1, "dilation")
-    pads = parse_padding(padding, ndim, data_format)
+    pads = _parse_padding(padding, ndim, data_format)
     if output_size is not None and any(output_padding):
         raise ValueError("paddle: output_padding option is mutually exclusive with output_size")
     fe.check_output_padding(output_padding, stride, dilation, FRAMEWORK, rule="stride")
@@ -165,7 +182,7 @@ def to_spec(
         raise ValueError("paddle: 'SAME' padding and output_size need kernel_size and input_size")
     kernel = args.ints(kernel_size, "kernel_size") if needs_sizes else None
     if pads == "SAME":
-        pads, dilation = same_pads(input_size, kernel, stride), (1,) * ndim
+        pads, dilation = _same_pads(input_size, kernel, stride), (1,) * ndim
     elif pads == "VALID":
         pads = ((0, 0),) * ndim
     layout = "channels_last" if channels_last else "channels_first"
@@ -366,6 +383,48 @@ def conv3d_transpose(
     )
 
 
+def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
+    """Parameters drawn as paddle initialises a ``ConvNDTranspose``: the weight from
+    ``XavierUniform`` (paddle's default for a parameter; a transposed layer sets no
+    initialiser), ``U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``, ``fan_in =
+    (C_out / groups) prod(kernel)`` and ``fan_out = C_in prod(kernel)`` (paddle's fans of
+    the ``(C_in, C_out / groups, *kernel)`` weight); the bias zeros."""
+    c_in, c_out_g, *kernel = layer.weight_shape
+    bound = math.sqrt(6 / ((c_in + c_out_g) * math.prod(kernel)))
+    return layers.drawn_params(
+        key, layer, weight_init=("uniform", bound), bias_init=("zeros", 0.0), dtype=dtype
+    )
+
+
+CONVENTION = Convention(
+    name=FRAMEWORK,
+    aliases=("paddlepaddle",),
+    to_spec=to_spec,
+    from_spec=from_spec,
+    options=(
+        *standard_options("stride"),
+        Option(
+            "padding",
+            "SAME, VALID, one int, one per axis, or two per axis "
+            "(before_1 after_1 before_2 after_2 ...)",
+            kind="padding",
+            short="-p",
+        ),
+        *standard_options("output_padding", "dilation", "groups"),
+        Option("output_size", "output_size, one per axis", kind="ints"),
+        Option(
+            "data_format",
+            "NCL/NLC, NCHW/NHWC or NCDHW/NDHWC (default channels first)",
+            kind="choice",
+            choices=("NCL", "NLC", "NCHW", "NHWC", "NCDHW", "NDHWC"),
+        ),
+    ),
+    summary="paddle.nn.functional.conv{1,2,3}d_transpose",
+    layer_call=calls_by_rank({1: conv1d_transpose, 2: conv2d_transpose, 3: conv3d_transpose}),
+    init=init,
+)
+
+
 # ------------------------------------------------------------------ paddle layers to JAX
 
 _LAYER_CLASSES = {1: "Conv1DTranspose", 2: "Conv2DTranspose", 3: "Conv3DTranspose"}
@@ -476,19 +535,6 @@ def Conv3DTranspose(  # noqa: N802 - paddle's name
     return _layer(3, **locals())
 
 
-def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
-    """Parameters drawn as paddle initialises a ``ConvNDTranspose``: the weight from
-    ``XavierUniform`` (paddle's default for a parameter; a transposed layer sets no
-    initialiser), ``U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``, ``fan_in =
-    (C_out / groups) prod(kernel)`` and ``fan_out = C_in prod(kernel)`` (paddle's fans of
-    the ``(C_in, C_out / groups, *kernel)`` weight); the bias zeros."""
-    c_in, c_out_g, *kernel = layer.weight_shape
-    bound = math.sqrt(6 / ((c_in + c_out_g) * math.prod(kernel)))
-    return layers.drawn_params(
-        key, layer, weight_init=("uniform", bound), bias_init=("zeros", 0.0), dtype=dtype
-    )
-
-
 def fold_weight_norm(weight_g: Any, weight_v: Any, dim: int | None = 0) -> jax.Array:
     """The weight ``paddle.nn.utils.weight_norm(layer, dim=dim)`` computes from
     ``weight_g`` and ``weight_v``: ``g * v / max(|v|, 1e-12)`` with the norm over every
@@ -595,32 +641,3 @@ def from_model(model: Any) -> dict[str, tuple[dict, layers.Layer]]:
         for name, sub in model.named_sublayers(include_self=True)
         if type(sub).__name__ in _LAYER_CLASSES.values()
     }
-
-
-CONVENTION = Convention(
-    name=FRAMEWORK,
-    aliases=("paddlepaddle",),
-    to_spec=to_spec,
-    from_spec=from_spec,
-    options=(
-        *standard_options("stride"),
-        Option(
-            "padding",
-            "SAME, VALID, one int, one per axis, or two per axis "
-            "(before_1 after_1 before_2 after_2 ...)",
-            kind="padding",
-            short="-p",
-        ),
-        *standard_options("output_padding", "dilation", "groups"),
-        Option("output_size", "output_size, one per axis", kind="ints"),
-        Option(
-            "data_format",
-            "NCL/NLC, NCHW/NHWC or NCDHW/NDHWC (default channels first)",
-            kind="choice",
-            choices=("NCL", "NLC", "NCHW", "NHWC", "NCDHW", "NDHWC"),
-        ),
-    ),
-    summary="paddle.nn.functional.conv{1,2,3}d_transpose",
-    layer_call=calls_by_rank({1: conv1d_transpose, 2: conv2d_transpose, 3: conv3d_transpose}),
-    init=init,
-)

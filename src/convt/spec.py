@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import jax
 
+__all__ = ["ConvTransposeSpec", "Layout", "effective_kernel", "full_length"]
+
 Layout = Literal["channels_first", "channels_last"]
 LAYOUTS: tuple[str, ...] = ("channels_first", "channels_last")
 

@@ -31,6 +31,17 @@ from convt.convention import Convention, Option
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel, full_length
 
+__all__ = [
+    "CONVENTION",
+    "conv1d_transpose",
+    "conv2d_transpose",
+    "conv3d_transpose",
+    "from_spec",
+    "to_spec",
+    "weight_from_canonical",
+    "weight_to_canonical",
+]
+
 FRAMEWORK = "tensorflow"
 DATA_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
 

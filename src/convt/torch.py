@@ -31,7 +31,25 @@ from convt import _frontend as fe
 from convt.convention import Convention, Option, calls_by_rank, standard_options
 from convt.core import LoweringOptions
 from convt.layers import Layer, check_shapes
-from convt.spec import ConvTransposeSpec
+from convt.spec import ConvTransposeSpec, full_length
+
+__all__ = [
+    "CONVENTION",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "ConvTransposeNd",
+    "effective_weight",
+    "from_model",
+    "from_module",
+    "from_spec",
+    "init",
+    "init_weights",
+    "to_spec",
+]
 
 FRAMEWORK = "torch"
 IntOrTuple = int | Sequence[int]
@@ -80,8 +98,13 @@ def to_spec(
             raise ValueError("torch: output_size needs kernel_size and input_size to be known")
         kernel = args.ints(kernel_size, "kernel_size")
         output_size = _strip_non_spatial(output_size, ndim, unbatched=False)
-        output_padding = fe.output_padding_for_size(
-            output_size, tuple(input_size), kernel, stride, padding, dilation, FRAMEWORK
+        output_padding = _output_padding_for_size(
+            output_size,
+            input_spatial=tuple(input_size),
+            kernel=kernel,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
         )
     fe.check_output_padding(output_padding, stride, dilation, FRAMEWORK, rule="max")
     return ConvTransposeSpec(
@@ -104,6 +127,25 @@ def from_spec(
     """
     del input_size, kernel_size
     return fe.symmetric_from_spec(spec, FRAMEWORK, max)
+
+
+def _output_padding_for_size(
+    output_size, *, input_spatial, kernel, stride, padding, dilation
+) -> tuple[int, ...]:
+    """torch's ``_output_padding``: the ``output_padding`` that gives ``output_size``.
+
+    ``output_size`` holds the spatial sizes. Each size must lie in
+    ``[min, min + stride - 1]`` with ``min`` the size that ``output_padding=0`` gives.
+    """
+    n = len(input_spatial)
+    sizes = fe.int_tuple(output_size, n, "output_size", FRAMEWORK, allow_single=False)
+    smallest = [
+        full_length(i, k, s, d) - 2 * p
+        for i, k, s, d, p in zip(input_spatial, kernel, stride, dilation, padding)
+    ]
+    fe.check_size_range(sizes, smallest, stride, FRAMEWORK, "output_size")
+    result = [size - low for size, low in zip(sizes, smallest)]
+    return tuple(result)
 
 
 def _strip_non_spatial(output_size, ndim: int, unbatched: bool):
