@@ -14,7 +14,7 @@ import convt.onnx
 import convt.paddle
 import convt.tensorflow
 import convt.torch as ct
-from convt import ConvTransposeSpec, cli
+from convt import ConvTransposeSpec
 
 PARAMETERS = (
     "input",
@@ -110,12 +110,6 @@ def test_issue_cases(call):
     raises_named(exc_info)
 
 
-@pytest.mark.parametrize("argv", ["-k 0 -i 5 5", "-k 3 -i 0 0", "-k 3 -i 5 5 -s 0"])
-def test_cli_refuses_sizes_below_one(argv, capsys):
-    assert cli.main(["spec", "torch", *argv.split()]) == 2
-    assert "must be >= 1" in capsys.readouterr().err
-
-
 def _garbage():
     return st.one_of(
         st.none(),
@@ -181,22 +175,3 @@ def test_fuzz_spec(ndim, stride, dilation, crop, groups):
     except Exception as err:  # noqa: BLE001 - the type is what is checked
         assert type(err) in (ValueError, TypeError), repr(err)
         assert any(name in str(err) for name in PARAMETERS), str(err)
-
-
-@given(
-    argv=st.lists(
-        st.sampled_from(
-            ["-k", "-i", "-s", "-p", "--output-padding", "-d", "-g"]
-            + ["0", "1", "3", "-1", "x", "2.5"]
-        ),
-        max_size=8,
-    )
-)
-def test_fuzz_cli(argv):
-    """``convt spec torch ...`` with any arguments: it prints a spec or exits 2 with a
-    message, never a traceback."""
-    try:
-        code = cli.main(["spec", "torch", *argv])
-    except SystemExit as exit_:  # argparse's own errors
-        code = exit_.code
-    assert code in (0, 2)

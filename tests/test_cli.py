@@ -1,151 +1,72 @@
+"""The command line: ``convt spec FRAMEWORK ...`` and ``convt translate``, with argv
+written as the shell takes it; every error exits 2 with one message, never a traceback."""
+
 import subprocess
 import sys
+from shlex import split
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from convt.cli import main
 
 
 def test_spec_torch(capsys):
-    assert (
-        main(
-            [
-                "spec",
-                "torch",
-                "--kernel-size",
-                "4",
-                "--stride",
-                "2",
-                "--padding",
-                "1",
-                "--input-size",
-                "32",
-                "32",
-            ]
-        )
-        == 0
-    )
+    assert main(split("spec torch --kernel-size 4 --stride 2 --padding 1 --input-size 32 32")) == 0
     out = capsys.readouterr().out
     assert "crop:     ((1, 1), (1, 1))" in out
     assert "output spatial shape: 64 64" in out
 
 
 def test_spec_torch_output_size(capsys):
-    assert (
-        main(
-            [
-                "spec",
-                "torch",
-                "-k",
-                "3",
-                "-s",
-                "2",
-                "-p",
-                "1",
-                "-i",
-                "6",
-                "6",
-                "--output-size",
-                "12",
-                "11",
-            ]
-        )
-        == 0
-    )
+    assert main(split("spec torch -k 3 -s 2 -p 1 -i 6 6 --output-size 12 11")) == 0
     out = capsys.readouterr().out
     assert "crop:     ((1, 0), (1, 1))" in out
     assert "output spatial shape: 12 11" in out
 
 
 def test_spec_errors_name_the_parameter(capsys):
-    assert main(["spec", "torch", "-k", "3", "-s", "2", "-i", "6", "--output-padding", "2"]) == 2
+    assert main(split("spec torch -k 3 -s 2 -i 6 --output-padding 2")) == 2
     assert "output_padding" in capsys.readouterr().err
-    assert main(["spec", "torch", "-k", "3", "-s", "1", "-i", "6", "-p", "9"]) == 2
+    assert main(split("spec torch -k 3 -s 1 -i 6 -p 9")) == 2
     assert "output size" in capsys.readouterr().err
 
 
 def test_console_script_runs():
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "convt.cli",
-            "spec",
-            "torch",
-            "-k",
-            "4",
-            "-s",
-            "2",
-            "-p",
-            "1",
-            "-i",
-            "32",
-            "32",
-        ],
+        [sys.executable, "-m", "convt.cli", *split("spec torch -k 4 -s 2 -p 1 -i 32 32")],
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0 and "64 64" in proc.stdout
 
 
-import pytest  # noqa: E402
-
-
 @pytest.mark.parametrize(
     "argv, crop, shape",
     [
         (
-            ["chainer", "-k", "3", "-s", "2", "-p", "1", "-i", "5", "--outsize", "8"],
+            split("chainer -k 3 -s 2 -p 1 -i 5 --outsize 8"),
             "((1, 2),)",
             "8",
         ),
         (
-            [
-                "chainerx",
-                "-k",
-                "10",
-                "-s",
-                "2",
-                "4",
-                "6",
-                "-p",
-                "5",
-                "-i",
-                "5",
-                "10",
-                "15",
-                "--outsize",
-                "9",
-                "38",
-                "87",
-            ],
+            split("chainerx -k 10 -s 2 4 6 -p 5 -i 5 10 15 --outsize 9 38 87"),
             "((5, 4), (5, 3), (5, 2))",
             "9 38 87",
         ),
         (
-            ["paddle", "-k", "3", "-s", "2", "-p", "SAME", "-i", "5", "5", "--data-format", "NHWC"],
+            split("paddle -k 3 -s 2 -p SAME -i 5 5 --data-format NHWC"),
             "((1, 1), (1, 1))",
             "9 9",
         ),
         (
-            ["paddle", "-k", "3", "-s", "2", "-p", "1", "2", "0", "1", "-i", "5", "5"],
+            split("paddle -k 3 -s 2 -p 1 2 0 1 -i 5 5"),
             "((1, 2), (0, 1))",
             "8 10",
         ),
         (
-            [
-                "megengine",
-                "-k",
-                "3",
-                "-s",
-                "2",
-                "-p",
-                "1",
-                "-i",
-                "5",
-                "5",
-                "--output-padding",
-                "1",
-                "0",
-            ],
+            split("megengine -k 3 -s 2 -p 1 -i 5 5 --output-padding 1 0"),
             "((1, 0), (1, 1))",
             "10 9",
         ),
@@ -159,10 +80,90 @@ def test_spec_every_framework(capsys, argv, crop, shape):
 
 
 def test_spec_framework_errors(capsys):
-    assert (
-        main(["spec", "chainer", "-k", "3", "-s", "2", "-p", "1", "-i", "5", "--outsize", "12"])
-        == 2
-    )
+    assert main(split("spec chainer -k 3 -s 2 -p 1 -i 5 --outsize 12")) == 2
     assert "outsize" in capsys.readouterr().err
-    assert main(["spec", "paddle", "-k", "3", "-i", "5", "--data-format", "NHWC"]) == 2
+    assert main(split("spec paddle -k 3 -i 5 --data-format NHWC")) == 2
     assert "data_format" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            split("--from torch --to paddle -k 3 -s 2 -p 1 --output-padding 1 -i 5 5"),
+            "paddle: stride=2, padding=[1, 0, 1, 0]",
+        ),
+        (
+            split("--from torch --to chainer -k 3 -s 2 -p 1 --output-padding 1 -i 5 5"),
+            "chainer: stride=2, pad=1, outsize=(10, 10)",
+        ),
+        (
+            split("--from chainer --to megengine -k 3 -s 2 -p 1 --outsize 10 10 -i 5 5"),
+            "megengine: stride=2, padding=1, output_padding=1",
+        ),
+    ],
+)
+def test_cli_translate(capsys, argv, expected):
+    assert main(["translate", *argv]) == 0
+    assert capsys.readouterr().out.startswith(expected)
+
+
+def test_cli_translate_says_why_not(capsys):
+    argv = split("translate --from paddle --to torch -k 3 -s 2 -p 0 2 0 2 -i 5 5")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot be expressed in torch" in err and "symmetric" in err
+    argv = split("translate --from paddle --to chainerx -k 3 -s 2 --dilation 2 -i 5 5")
+    assert main(argv) == 2
+    assert "no dilation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (split("spec torch -k 4 4 4 -i 32 32"), "kernel_size"),
+        (
+            split("translate --from paddle --to torch -k 3 -s 2 -p 0 2 0 2 -i 5 5"),
+            "cannot be expressed in torch",
+        ),  # fmt: skip
+        (
+            split("spec chainer -k 3 -s 2 -p 1 -i 5 --outsize 12"),
+            "outsize must lie in [8, 10]",
+        ),  # fmt: skip
+    ],
+)
+def test_cli_errors_have_one_prefix(capsys, argv, words):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("convt: error: ") and err.count("convt:") == 1
+    assert words in err
+
+
+def test_cli_accepts_framework_spellings_and_aliases(capsys):
+    argv = split("--kernel_size 4 --stride 2 --padding 1 --output_padding 1")
+    assert main(["spec", "pytorch", *argv, "--input_size", "8"]) == 0
+    assert "output spatial shape: 17" in capsys.readouterr().out
+    assert main(["translate", "--from", "pytorch", "--to", "mge", *argv, "-i", "8"]) == 0
+    assert capsys.readouterr().out.startswith("megengine: stride=2, padding=1, output_padding=1")
+
+
+@pytest.mark.parametrize("argv", ["-k 0 -i 5 5", "-k 3 -i 0 0", "-k 3 -i 5 5 -s 0"])
+def test_cli_refuses_sizes_below_one(argv, capsys):
+    assert main(["spec", "torch", *argv.split()]) == 2
+    assert "must be >= 1" in capsys.readouterr().err
+
+
+@given(
+    argv=st.lists(
+        st.sampled_from(split("-k -i -s -p --output-padding -d -g") + split("0 1 3 -1 x 2.5")),
+        max_size=8,
+    )
+)
+def test_fuzz_cli(argv):
+    """``convt spec torch ...`` with any arguments: it prints a spec or exits 2 with a
+    message, never a traceback."""
+    try:
+        code = main(["spec", "torch", *argv])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    assert code in (0, 2)

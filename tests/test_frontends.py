@@ -14,7 +14,8 @@ import convt.chainerx as cx
 import convt.megengine as cm
 import convt.paddle as cp
 import convt.torch as ct
-from helpers import assert_close, randn
+from convt import ConvTransposeSpec
+from helpers import assert_close, randn, reference_conv_transpose
 from test_fixtures import load
 
 
@@ -283,3 +284,68 @@ def test_jit_vmap_grad_through_frontend(name):
     gx, gw = jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1)))(x, w)
     assert_close(gx, gx_ref)
     assert_close(gw, gw_ref)
+
+
+def test_paddle_output_size_length_and_tensor_forms():
+    rng = np.random.default_rng(2)
+    x, w = randn(rng, (1, 2, 8, 8)), randn(rng, (2, 3, 3, 3))
+    with pytest.raises(ValueError, match="output_size"):  # paddle: "length must be 2"
+        cp.conv2d_transpose(x, w, stride=2, padding=1, output_size=[17])
+    with pytest.raises(ValueError, match="stride"):  # paddle: convert_to_list, length 2
+        cp.conv2d_transpose(x, w, stride=[2], padding=1)
+    spec = ConvTransposeSpec.create(2, stride=2, crop=((1, 0), (1, 0)))
+    want = reference_conv_transpose(x, w, spec)
+    for size in (16, [16, 16], np.array([16, 16]), jnp.array([16]), np.array([16], np.int64)):
+        got = cp.conv2d_transpose(x, w, stride=2, padding=1, output_size=size, name="up1")
+        assert_close(got, want)
+    with pytest.raises(ValueError, match="output_size"):
+        cp.conv2d_transpose(x, w, stride=2, padding=1, output_size=np.array([16, 16, 16]))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x, w, b: cc.deconvolution_2d(x, w, b),
+        lambda x, w, b: cc.deconvolution_nd(x, w, b),
+        lambda x, w, b: cx.conv_transpose(x, w, b),
+        lambda x, w, b: ct.conv_transpose2d(x, w, b),
+        lambda x, w, b: cp.conv2d_transpose(x, w, b),
+    ],
+)
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_integer_inputs_rejected(call, which):
+    """chainer raises InvalidType on integer x, W or b; torch raises too ('not implemented
+    for Long'). convt raises TypeError naming the array."""
+    arrays = [np.ones((1, 2, 3, 3), np.float32), np.ones((2, 3, 2, 2), np.float32)]
+    arrays.append(np.ones((3,), np.float32))
+    arrays[which] = arrays[which].astype(np.int32)
+    with pytest.raises(TypeError, match="floating-point"):
+        call(*arrays)
+
+
+def test_megengine_promotes_one_integer_array_and_rejects_two():
+    """megengine 1.13: int inp with float weight (or the reverse) gives float32; both int
+    raise ("runtime does not support input / diff DType: Int32 x Int32")."""
+    x, w = np.arange(18, dtype=np.int32).reshape(1, 2, 3, 3), np.ones((2, 3, 2, 2), np.float32)
+    y = cm.conv_transpose2d(x, w)
+    assert y.dtype == jnp.float32
+    assert_close(y, cm.conv_transpose2d(x.astype(np.float32), w))
+    w_int = np.arange(24, dtype=np.int32).reshape(2, 3, 2, 2)
+    y = cm.conv_transpose2d(x.astype(np.float32), w_int)
+    assert y.dtype == jnp.float32
+    assert_close(y, cm.conv_transpose2d(x.astype(np.float32), w_int.astype(np.float32)))
+    with pytest.raises(TypeError, match="both integer"):
+        cm.conv_transpose2d(x, w.astype(np.int32))
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_zero_spatial_axes(with_bias):
+    """chainerx's tests: x (1, 3), w (3, 5), b (5,) is valid; chainer returns (1, 5)."""
+    rng = np.random.default_rng(3)
+    x, w, b = randn(rng, (1, 3)), randn(rng, (3, 5)), randn(rng, (5,))
+    bias = b if with_bias else None
+    want = x.astype(np.float64) @ w + (b if with_bias else 0)
+    assert_close(cx.conv_transpose(x, w, bias), want)
+    assert_close(cc.deconvolution_nd(x, w, bias), want)
+    gx = jax.grad(lambda x: cx.conv_transpose(x, w, bias).sum())(x)
+    assert_close(gx, np.broadcast_to(w.sum(axis=1), (1, 3)))

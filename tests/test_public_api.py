@@ -3,10 +3,13 @@ exists and has a docstring (the API reference renders what ``__all__`` lists).""
 
 import importlib
 import pkgutil
+import subprocess
+import sys
 
 import pytest
 
 import convt
+import convt.megengine as cm
 
 PUBLIC = sorted(
     info.name
@@ -28,3 +31,15 @@ def test_every_public_module_declares_all(name):
         value = getattr(module, member)
         if callable(value) and getattr(value, "__module__", "").startswith("convt"):
             assert getattr(value, "__doc__", None), f"{name}.{member} has no docstring"
+
+
+def test_import_convt_reaches_every_frontend():
+    code = (
+        "import convt, jax.numpy as jnp\n"
+        "x, w = jnp.ones((1, 2, 3, 3)), jnp.ones((2, 1, 2, 2))\n"
+        "print(convt.torch.conv_transpose2d(x, w, stride=2).shape)\n"
+        "print(all(hasattr(convt, n) for n in ('chainer', 'chainerx', 'paddle', 'megengine')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["(1, 1, 6, 6)", "True"]
+    assert convt.megengine is cm

@@ -162,3 +162,60 @@ def test_output_size_matches_torch_module(ndim, x_shape, w_shape, layer):
         m(torch.tensor(x), output_size=too_big)
     with pytest.raises(ValueError, match="output_size"):
         FUNCS[ndim](jnp.asarray(x), jnp.asarray(w), **layer, output_size=too_big)
+
+
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_empty_batch_like_torch(ndim):
+    """x (0, 4, 4, ...), w (4, 4, 3, ...), stride 2, padding 1: torch gives (0, 4, 7, ...)."""
+    x = np.zeros((0, 4, *(4,) * ndim), np.float32)
+    w = randn(np.random.default_rng(0), (4, 4, *(3,) * ndim))
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    yt = TORCH[ndim](xt, wt, stride=2, padding=1)
+    yt.sum().backward()
+    f = lambda x, w: FUNCS[ndim](x, w, stride=2, padding=1)  # noqa: E731
+    y = f(x, w)
+    gx, gw = jax.grad(lambda x, w: f(x, w).sum(), (0, 1))(x, w)
+    assert y.shape == tuple(yt.shape) == (0, 4, *(7,) * ndim)
+    assert gx.shape == x.shape
+    np.testing.assert_array_equal(gw, wt.grad.numpy())  # zeros, as in torch
+
+
+@pytest.mark.parametrize(
+    "ndim, x_shape, w_shape, stride, padding, output_size",
+    [
+        (2, (1, 15, 13), (1, 1, 16, 16), 16, 7, [1, 240, 200]),  # from torch's own tests
+        (2, (1, 15, 13), (1, 1, 16, 16), 16, 7, [240, 200]),
+        (1, (2, 5), (2, 3, 4), 3, 1, [3, 15]),
+        (3, (2, 3, 2, 3), (2, 1, 3, 2, 2), 2, 1, [1, 6, 3, 5]),
+        (2, (2, 3, 5, 5), (3, 2, 3, 3), 2, 1, [2, 2, 10, 9]),
+    ],
+)
+def test_output_size_with_non_spatial_sizes(ndim, x_shape, w_shape, stride, padding, output_size):
+    """torch's module accepts the spatial sizes, or those led by the input's non-spatial
+    sizes (channels for an unbatched input, batch and channels for a batched one)."""
+    rng = np.random.default_rng(1)
+    x, w = randn(rng, x_shape), randn(rng, w_shape)
+    module = getattr(torch.nn, f"ConvTranspose{ndim}d")(
+        w_shape[0], w_shape[1], w_shape[2:], stride=stride, padding=padding, bias=False
+    )
+    with torch.no_grad():
+        module.weight.copy_(torch.tensor(w))
+        want = module(torch.tensor(x), output_size=output_size).numpy()
+    got = FUNCS[ndim](x, w, stride=stride, padding=padding, output_size=output_size)
+    assert_close(got, want)
+
+
+def test_torch_tensor_gets_a_conversion_hint():
+    x, w = torch.ones(1, 2, 3, 3), torch.ones(2, 1, 2, 2)
+    with pytest.raises(TypeError, match=r"input is a torch Tensor.*jnp\.asarray"):
+        ct.conv_transpose2d(x, w)
+    with pytest.raises(TypeError, match=r"weight is a torch Tensor"):
+        ct.conv_transpose2d(jnp.ones((1, 2, 3, 3)), w)
+
+
+def test_traced_stride_says_to_mark_it_static():
+    x, w = jnp.ones((1, 2, 3, 3)), jnp.ones((2, 1, 2, 2))
+    with pytest.raises(TypeError, match=r"static_argnames=\('stride',\)"):
+        jax.jit(ct.conv_transpose2d)(x, w, None, 2)
+    y = jax.jit(ct.conv_transpose2d, static_argnames=("stride",))(x, w, None, stride=2)
+    assert y.shape == (1, 1, 6, 6)

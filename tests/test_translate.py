@@ -1,12 +1,10 @@
 """from_spec inverts to_spec: every framework either expresses a spec exactly or says why not."""
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import convt.paddle
 from convt import ConvTransposeSpec
-from convt.cli import main
 from convt.convention import NotExpressible, conventions
 
 
@@ -52,117 +50,3 @@ def test_paddle_expresses_every_nonnegative_left_crop():
     params = convt.paddle.from_spec(spec)
     assert params["padding"] == [0, 3, 2, 0] and params["output_padding"] == (0, 2)
     assert convt.paddle.to_spec(2, **params) == spec
-
-
-@pytest.mark.parametrize(
-    "argv, expected",
-    [
-        (
-            [
-                "--from",
-                "torch",
-                "--to",
-                "paddle",
-                "-k",
-                "3",
-                "-s",
-                "2",
-                "-p",
-                "1",
-                "--output-padding",
-                "1",
-                "-i",
-                "5",
-                "5",
-            ],
-            "paddle: stride=2, padding=[1, 0, 1, 0]",
-        ),
-        (
-            [
-                "--from",
-                "torch",
-                "--to",
-                "chainer",
-                "-k",
-                "3",
-                "-s",
-                "2",
-                "-p",
-                "1",
-                "--output-padding",
-                "1",
-                "-i",
-                "5",
-                "5",
-            ],
-            "chainer: stride=2, pad=1, outsize=(10, 10)",
-        ),
-        (
-            [
-                "--from",
-                "chainer",
-                "--to",
-                "megengine",
-                "-k",
-                "3",
-                "-s",
-                "2",
-                "-p",
-                "1",
-                "--outsize",
-                "10",
-                "10",
-                "-i",
-                "5",
-                "5",
-            ],
-            "megengine: stride=2, padding=1, output_padding=1",
-        ),
-    ],
-)
-def test_cli_translate(capsys, argv, expected):
-    assert main(["translate", *argv]) == 0
-    assert capsys.readouterr().out.startswith(expected)
-
-
-def test_cli_translate_says_why_not(capsys):
-    argv = [
-        "translate",
-        "--from",
-        "paddle",
-        "--to",
-        "torch",
-        "-k",
-        "3",
-        "-s",
-        "2",
-        "-p",
-        "0",
-        "2",
-        "0",
-        "2",
-        "-i",
-        "5",
-        "5",
-    ]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "cannot be expressed in torch" in err and "symmetric" in err
-    argv = [
-        "translate",
-        "--from",
-        "paddle",
-        "--to",
-        "chainerx",
-        "-k",
-        "3",
-        "-s",
-        "2",
-        "--dilation",
-        "2",
-        "-i",
-        "5",
-        "5",
-    ]
-    assert main(argv) == 2
-    assert "no dilation" in capsys.readouterr().err
