@@ -1,6 +1,6 @@
 """Layer converters and initialisers against the real frameworks.
 
-Fixtures (``tools/make_layer_fixtures.py``): random layers built by paddle, chainer,
+Fixtures (``python -m tools.fixtures layers``): random layers built by paddle, chainer,
 megengine and Keras with their own classes (paddle's with ``weight_norm`` too), their
 outputs and gradients with respect to the input and every stored parameter, and the
 quantiles of freshly initialised layers. ONNX models are built here with onnx and

@@ -1,6 +1,6 @@
 """Front-ends against the real frameworks' recorded outputs and gradients.
 
-The fixtures come from tools/make_fixtures.py run in the oracle environments
+The fixtures come from python -m tools.fixtures run in the oracle environments
 (paddle 3.3, chainer 7.8, megengine 1.13); see that script for how to regenerate them.
 """
 

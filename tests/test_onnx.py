@@ -1,5 +1,5 @@
 """convt.onnx against onnxruntime's and onnx.reference's recorded outputs
-(tests/fixtures/onnx.npz, from tools/make_fixtures.py onnx), and from_node."""
+(tests/fixtures/onnx.npz, from python -m tools.fixtures onnx), and from_node."""
 
 import json
 from functools import cache
