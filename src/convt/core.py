@@ -258,12 +258,11 @@ def _auto(x, w, *, spec, precision, preferred_element_type):
 
 def _widen_on_cpu(dtype, preferred_element_type) -> bool:
     """Whether ``"auto"`` computes a 16-bit float layer in float32 on the CPU: XLA's CPU
-    backend runs half-precision GEMMs 15-20% slower than float32 ones (a 1024x1024
-    GEMM: 255 against 291 GFLOP/s; 141 in another run) and converts every element of
-    its half-precision adds and copies (the overlap-adds, the windows), so widening
-    the operands once, computing in float32 and rounding the result once is faster
-    (DCGAN 512->256 bfloat16, one run: forward 7.5 -> 5.5 ms, forward+backward 20.0
-    -> 16.4 ms) and no less exact."""
+    backend runs half-precision GEMMs slower than float32 ones and converts every
+    element of its half-precision adds and copies (the overlap-adds, the windows), so
+    widening the operands once, computing in float32 and rounding the result once is
+    faster and no less exact (measurements: docs/benchmarks.md, "Design
+    measurements")."""
     half = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
     wide = preferred_element_type is None or jnp.dtype(preferred_element_type) == jnp.float32
     return half and wide

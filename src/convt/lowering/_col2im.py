@@ -55,8 +55,8 @@ def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
     The values keep each output channel's taps together (``(.., c, *k)``, the weight as
     stored): the overlap-adds fuse with the re-layout to channels-first, which reads
     them channel by channel. The derivatives (`split`) put the taps first
-    (``(.., *k, c)``): the im2col of the cotangent then copies runs of channels; in
-    the other order it ran 2-4x slower (measured), as did the values in this one.
+    (``(.., *k, c)``): the im2col of the cotangent then copies runs of channels (the
+    other orders were slower: docs/benchmarks.md, "Design measurements").
     """
     return COL2IM(x, w, spec, precision, preferred_element_type)
 
@@ -106,13 +106,13 @@ def _col2im_overlap(prod, x, w, spec, taps_first):
     _, c_out_g, *kernel = w.shape
     lead, groups = prod.shape[: n + 1], spec.groups
     # one (N, *X, g, c) piece per tap: split's transpose is a concatenation, so the
-    # im2col of the cotangent is one copy (indexing the taps transposed to a sum of
-    # padded one-tap tensors, 10x slower, measured)
+    # im2col of the cotangent is one copy (indexing the taps transposes to a sum of
+    # padded one-tap tensors)
     prod = reshape(
         prod, (*lead, groups, *((*kernel, c_out_g) if taps_first else (c_out_g, *kernel)))
     )
     # split one kernel axis at a time: the transposes are then k-way concatenations, which
-    # XLA compiles 2.5x faster than one prod(k)-way concatenation (3-D k4: 1.55 -> 0.64 s)
+    # XLA compiles faster than one prod(k)-way concatenation
     pieces = [prod]
     for a in range(len(kernel)):
         axis = n + 2 + a if taps_first else n + 3 + a

@@ -40,7 +40,7 @@ def phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
     )
     # Padding within [0, reach] (`within_reach`) stays fused in the convolution; the rest
     # is an explicit pad or crop of the input (padding everything explicitly made the
-    # forward 1.5-1.8x slower).
+    # forward slower).
     padding = []
     config = [(0, 0, 0)] * x.ndim
     for axis, plan, m in zip(spec.spatial_axes, plans, spatial_shape(x, spec)):

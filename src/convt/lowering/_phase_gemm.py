@@ -112,8 +112,8 @@ def _phase_gemm_flat(x, w, spec: ConvTransposeSpec, precision, preferred_element
     flat = reshape(xp, (batch, c_in, math.prod(padded)))
     if grid.tail:
         flat = lax.pad(flat, jnp.zeros((), flat.dtype), [(0, 0, 0), (0, 0, 0), (0, grid.tail, 0)])
-    # (C_in, T, N, M), by the copy that measured fastest: rows of the (C_in, N, L) input
-    # stacked, or for depthwise layers (whose backward that made 2x slower) the
+    # (C_in, T, N, M), by the copy that measured fastest (docs/benchmarks.md, "Design
+    # measurements"): rows of the (C_in, N, L) input stacked, or for depthwise layers the
     # (T, N, C_in, M) slices transposed
     by_rows = c_in_g > 1
     source = jnp.swapaxes(flat, 0, 1) if by_rows else flat

@@ -89,8 +89,8 @@ def axis_plans(x, w, spec) -> list[AxisPlan]:
 def take_static(a, indices: np.ndarray, axis: int):
     """``jnp.take(a, indices, axis)`` for static ``indices``, as slices and one
     concatenation: its transpose is pads and adds, where a gather's is a scatter-add,
-    which XLA's CPU backend runs serially (it made every phase lowering's weight
-    gradient 3-5x slower, measured)."""
+    which XLA's CPU backend runs serially (slower weight gradients: docs/benchmarks.md,
+    "Design measurements")."""
     flat = [int(i) for i in indices.ravel()]
     pieces, start = [], 0
     while start < len(flat):  # runs of consecutive indices share one slice
