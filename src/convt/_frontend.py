@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from convt._deprecation import deprecated_positional
 from convt.convention import NotExpressible
 from convt.core import LoweringOptions, conv_transpose, reject_non_array, validate
 from convt.spec import (
@@ -28,7 +29,7 @@ from convt.spec import (
     not_an_int,
 )
 
-__all__ = ["NotExpressible", "is_int"]
+__all__ = ["NotExpressible", "deprecated_positional", "is_int"]
 
 # Array types of other frameworks, by top-level module: convt takes JAX or numpy arrays.
 FOREIGN_ARRAY_MODULES = {

@@ -79,6 +79,7 @@ def _check_outsize(
     return sizes
 
 
+@fe.deprecated_positional("stride", "pad", "outsize", "dilate", "groups")
 def to_spec(
     ndim: int,
     *,
@@ -110,6 +111,7 @@ def to_spec(
     return ConvTransposeSpec(stride=stride, dilation=dilate, crop=crop, groups=groups)
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

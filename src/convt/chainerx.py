@@ -41,6 +41,7 @@ def _conv_out_size(size: int, k: int, s: int, p: int, d: int = 1, cover_all: boo
     return (size + 2 * p - dk + (s - 1 if cover_all else 0)) // s + 1
 
 
+@fe.deprecated_positional("stride", "pad", "outsize")
 def to_spec(
     ndim: int,
     *,
@@ -90,6 +91,7 @@ def to_spec(
     return ConvTransposeSpec(stride=stride, dilation=(1,) * ndim, crop=crop)
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -266,3 +267,18 @@ def _widen_on_cpu(dtype, preferred_element_type) -> bool:
     half = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
     wide = preferred_element_type is None or jnp.dtype(preferred_element_type) == jnp.float32
     return half and wide
+
+
+_MOVED_TO_AUTO = ("PLATFORM_RULES", "GPU_BACKENDS", "COL2IM_LIMIT_BYTES", "PHASE_GEMM_LIMIT_BYTES")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_AUTO:
+        warnings.warn(
+            f"convt.core.{name} is deprecated (removed in 0.3): auto's rules and thresholds "
+            f"are in convt.auto (convt.auto.{name})",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(auto_rules, name)
+    raise AttributeError(f"module 'convt.core' has no attribute {name!r}")

@@ -113,6 +113,7 @@ def _check(
     return kernel, stride, dilation, output_padding
 
 
+@fe.deprecated_positional("stride", "padding", "output_padding", "dilation", "groups")
 def to_spec(
     ndim: int,
     *,
@@ -141,6 +142,7 @@ def to_spec(
     return ConvTransposeSpec(stride=stride, dilation=dilation, crop=crop, groups=groups)
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

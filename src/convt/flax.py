@@ -71,6 +71,7 @@ def _lax_padding(padding: Any, ndim: int) -> str | list[tuple[int, int]]:
     )
 
 
+@fe.deprecated_positional("strides", "padding", "kernel_dilation")
 def to_spec(
     ndim: int,
     *,
@@ -98,6 +99,7 @@ def to_spec(
         )
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

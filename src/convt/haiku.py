@@ -94,6 +94,7 @@ def _lax_padding(padding, output_shape, *, kernel, stride, input_size):
     ]
 
 
+@fe.deprecated_positional("stride", "output_shape", "padding", "data_format")
 def to_spec(
     ndim: int,
     *,
@@ -125,6 +126,7 @@ def to_spec(
         )
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

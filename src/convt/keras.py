@@ -119,6 +119,7 @@ def _data_format(data_format: str | None) -> str:
     return data_format
 
 
+@fe.deprecated_positional("strides", "padding", "output_padding", "data_format", "dilation_rate")
 def to_spec(
     ndim: int,
     *,
@@ -226,6 +227,7 @@ def _layer_to_spec(
     )
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

@@ -159,6 +159,9 @@ def dimension_numbers_for(layout: str, ndim: int) -> tuple[str, str, str]:
     return lhs, f"{letters}IO", lhs
 
 
+@fe.deprecated_positional(
+    "strides", "padding", "rhs_dilation", "dimension_numbers", "use_consistent_padding"
+)
 def to_spec(
     ndim: int,
     *,
@@ -208,6 +211,7 @@ def to_spec(
     )
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

@@ -59,6 +59,7 @@ IntOrTuple = int | Sequence[int]
 COMPUTE_MODES = ("default", "float32")
 
 
+@fe.deprecated_positional("stride", "padding", "output_padding", "dilation", "groups")
 def to_spec(
     ndim: int,
     *,
@@ -91,6 +92,7 @@ def to_spec(
     )
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

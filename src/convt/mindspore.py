@@ -175,6 +175,7 @@ def _layer_spec(
     ), zeros_after
 
 
+@fe.deprecated_positional("stride", "pad_mode", "padding", "output_padding", "dilation", "group")
 def to_spec(
     ndim: int,
     *,
@@ -213,6 +214,7 @@ def to_spec(
     return spec
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

@@ -54,6 +54,7 @@ def _tuple(value: Any, ndim: int, name: str, default: int) -> tuple[int, ...]:
     return values
 
 
+@fe.deprecated_positional("stride", "dilate", "pad", "adj", "target_shape", "num_group")
 def to_spec(
     ndim: int,
     *,
@@ -112,6 +113,7 @@ def to_spec(
     )
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

@@ -76,6 +76,17 @@ def _split(total: int, auto_pad: str) -> int:
     return total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
 
 
+@fe.deprecated_positional(
+    "auto_pad",
+    "dilations",
+    "group",
+    "kernel_shape",
+    "output_padding",
+    "output_shape",
+    "pads",
+    "strides",
+    "reading",
+)
 def to_spec(
     ndim: int,
     *,
@@ -186,6 +197,7 @@ def _check_consistent(
         )
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

@@ -141,6 +141,9 @@ def _output_sizes(output_size: Any, ndim: int) -> tuple[int, ...]:
     return fe.int_tuple(output_size, ndim, "output_size", FRAMEWORK, allow_single=False)
 
 
+@fe.deprecated_positional(
+    "stride", "padding", "output_padding", "dilation", "groups", "output_size", "data_format"
+)
 def to_spec(
     ndim: int,
     *,
@@ -204,6 +207,7 @@ def to_spec(
     )
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 import jax
 
+from convt._deprecation import deprecated_positional
+
 __all__ = ["ConvTransposeSpec", "Layout", "effective_kernel", "full_length"]
 
 Layout = Literal["channels_first", "channels_last"]
@@ -143,6 +145,7 @@ class ConvTransposeSpec:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
 
     @classmethod
+    @deprecated_positional("stride", "dilation", "crop", "groups", "layout", keep=2)
     def create(
         cls,
         ndim: int,
@@ -240,3 +243,10 @@ class ConvTransposeSpec:
                 f"layout:   {self.layout}",
             ]
         )
+
+
+# Positional fields (the order they had: stride, dilation, crop, groups, layout) still
+# work for one release, with a DeprecationWarning.
+ConvTransposeSpec.__init__ = deprecated_positional(  # type: ignore[method-assign]
+    "stride", "dilation", "crop", "groups", "layout"
+)(ConvTransposeSpec.__init__)

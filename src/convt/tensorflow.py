@@ -106,6 +106,7 @@ def _forward_output(O: int, k_e: int, s: int, padding, pair) -> int:  # noqa: N8
     return fe.forward_length(O, 0 if padding == "VALID" else sum(pair), k_e, s)
 
 
+@fe.deprecated_positional("output_shape", "strides", "padding", "data_format", "dilations")
 def to_spec(
     ndim: int,
     *,
@@ -173,6 +174,7 @@ def to_spec(
     )
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

@@ -55,6 +55,7 @@ FRAMEWORK = "torch"
 IntOrTuple = int | Sequence[int]
 
 
+@fe.deprecated_positional("stride", "padding", "output_padding", "groups", "dilation")
 def to_spec(
     ndim: int,
     *,
@@ -115,6 +116,7 @@ def to_spec(
     )
 
 
+@fe.deprecated_positional("input_size", "kernel_size")
 def from_spec(
     spec: ConvTransposeSpec,
     *,

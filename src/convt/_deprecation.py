@@ -1,0 +1,48 @@
+"""Deprecations: arguments that became keyword-only keep working by position for one
+release, with a warning (the deprecation policy in CHANGELOG.md)."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def deprecated_positional(*old_order: str, keep: int = 1) -> Callable[[F], F]:
+    """A decorator for a function whose arguments after the first became keyword-only:
+    arguments still passed by position (in ``old_order``, the order they had) work for
+    one more release, with a ``DeprecationWarning`` naming them (``keep``: the
+    positional arguments the function still takes, ``self`` or ``cls`` included). ``help()`` and
+    ``inspect.signature`` show the keyword-only signature."""
+
+    def decorate(function: F) -> F:
+        name = f"{function.__module__}.{function.__qualname__}"
+
+        @functools.wraps(function)
+        def wrapper(*positional: Any, **kwargs: Any) -> Any:
+            first, args = positional[:keep], positional[keep:]
+            if args:
+                if len(args) > len(old_order):
+                    raise TypeError(
+                        f"{name} takes {keep} positional argument(s) and keywords, got "
+                        f"{len(positional)}"
+                    )
+                names = old_order[: len(args)]
+                warnings.warn(
+                    f"{name}: passing {', '.join(names)} by position is deprecated (removed in "
+                    "0.3); pass them by keyword",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                for key, value in zip(names, args):
+                    if key in kwargs:
+                        raise TypeError(f"{name} got multiple values for argument {key!r}")
+                    kwargs[key] = value
+            return function(*first, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
