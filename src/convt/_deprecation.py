@@ -4,8 +4,9 @@ release, with a warning (the deprecation policy in CHANGELOG.md)."""
 from __future__ import annotations
 
 import functools
+import importlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,3 +47,25 @@ def deprecated_positional(*old_order: str, keep: int = 1) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def deprecated_attributes(
+    module: str, replacements: Mapping[str, tuple[str, str]]
+) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for names kept one more release: ``name -> (target,
+    message)``, ``target`` the ``"package.module:attribute"`` returned (imported on first
+    use), ``message`` what the warning says to use instead."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in replacements:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        target, message = replacements[name]
+        warnings.warn(
+            f"{module}.{name} is deprecated (removed in 0.3): {message}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        path, _, attribute = target.partition(":")
+        return getattr(importlib.import_module(path), attribute)
+
+    return __getattr__

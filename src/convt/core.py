@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -12,6 +11,7 @@ import jax.numpy as jnp
 
 from convt import auto as auto_rules
 from convt import lowering
+from convt._deprecation import deprecated_attributes
 from convt.spec import ConvTransposeSpec
 
 __all__ = [
@@ -269,16 +269,15 @@ def _widen_on_cpu(dtype, preferred_element_type) -> bool:
     return half and wide
 
 
-_MOVED_TO_AUTO = ("PLATFORM_RULES", "GPU_BACKENDS", "COL2IM_LIMIT_BYTES", "PHASE_GEMM_LIMIT_BYTES")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_AUTO:
-        warnings.warn(
-            f"convt.core.{name} is deprecated (removed in 0.3): auto's rules and thresholds "
-            f"are in convt.auto (convt.auto.{name})",
-            DeprecationWarning,
-            stacklevel=2,
+__getattr__ = deprecated_attributes(
+    "convt.core",
+    {
+        name: (f"convt.auto:{name}", f"auto's rules and thresholds are in convt.auto ({name})")
+        for name in (
+            "PLATFORM_RULES",
+            "GPU_BACKENDS",
+            "COL2IM_LIMIT_BYTES",
+            "PHASE_GEMM_LIMIT_BYTES",
         )
-        return getattr(auto_rules, name)
-    raise AttributeError(f"module 'convt.core' has no attribute {name!r}")
+    },
+)

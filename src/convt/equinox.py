@@ -24,7 +24,6 @@ the padding applied as usual).
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from convt import _frontend as fe
+from convt._deprecation import deprecated_attributes
 from convt.convention import Convention, Option
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
@@ -302,18 +302,14 @@ CONVENTION = Convention(
 
 # ------------------------------------------------------------------ deprecated names
 
-_LAYER_NAMES = ("ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAYER_NAMES:
-        warnings.warn(
-            f"convt.equinox.{name} is deprecated (removed in 0.3): the layer with torch's "
-            f"arguments is convt.layers.equinox.{name}; convt.equinox computes equinox's own layer",
-            DeprecationWarning,
-            stacklevel=2,
+__getattr__ = deprecated_attributes(
+    "convt.equinox",
+    {
+        name: (
+            f"convt.layers.equinox:{name}",
+            f"the layer with torch's arguments is convt.layers.equinox.{name}; convt.equinox "
+            "computes equinox's own layer",
         )
-        from convt.layers import equinox as layer_classes
-
-        return getattr(layer_classes, name)
-    raise AttributeError(f"module 'convt.equinox' has no attribute {name!r}")
+        for name in ("ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
+    },
+)

@@ -18,7 +18,6 @@ a crop, so `to_spec` refuses it and `conv_transpose` computes the fold.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +26,7 @@ import jax.numpy as jnp
 
 from convt import _frontend as fe
 from convt import lax as convt_lax
+from convt._deprecation import deprecated_attributes
 from convt.convention import Convention, Option
 from convt.spec import ConvTransposeSpec
 
@@ -229,18 +229,14 @@ CONVENTION = Convention(
 
 # ------------------------------------------------------------------ deprecated names
 
-_LAYER_NAMES = ("ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAYER_NAMES:
-        warnings.warn(
-            f"convt.flax.{name} is deprecated (removed in 0.3): the layer with torch's "
-            f"arguments is convt.layers.flax.{name}; convt.flax computes flax's own layer",
-            DeprecationWarning,
-            stacklevel=2,
+__getattr__ = deprecated_attributes(
+    "convt.flax",
+    {
+        name: (
+            f"convt.layers.flax:{name}",
+            f"the layer with torch's arguments is convt.layers.flax.{name}; convt.flax "
+            "computes flax's own layer",
         )
-        from convt.layers import flax as layer_classes
-
-        return getattr(layer_classes, name)
-    raise AttributeError(f"module 'convt.flax' has no attribute {name!r}")
+        for name in ("ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d")
+    },
+)

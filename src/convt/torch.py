@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from convt import _frontend as fe
+from convt._deprecation import deprecated_attributes
 from convt.convention import Convention, Option, calls_by_rank, standard_options
 from convt.core import LoweringOptions
 from convt.layers import Layer, check_shapes
@@ -513,16 +513,16 @@ class _ConvTranspose:
 _ConvTranspose.__name__ = _ConvTranspose.__qualname__ = "ConvTranspose"
 
 
-def __getattr__(name: str) -> Any:
-    if name == "ConvTranspose":
-        warnings.warn(
-            "convt.torch.ConvTranspose is deprecated (removed in 0.3): from_module returns a "
-            "convt.layers.Layer, and convt.torch.ConvTranspose1d/2d/3d build one",
-            DeprecationWarning,
-            stacklevel=2,
+__getattr__ = deprecated_attributes(
+    "convt.torch",
+    {
+        "ConvTranspose": (
+            "convt.torch:_ConvTranspose",
+            "from_module returns a convt.layers.Layer, and convt.torch.ConvTranspose1d/2d/3d "
+            "build one",
         )
-        return _ConvTranspose
-    raise AttributeError(f"module 'convt.torch' has no attribute {name!r}")
+    },
+)
 
 
 # ------------------------------------------------------------------ torch modules to JAX

@@ -27,6 +27,25 @@ TORCH_SIGNATURE = (
 _TORCH_DEFAULTS = dict(stride=1, padding=0, output_padding=0, groups=1, bias=True, dilation=1)
 
 
+TORCH_ARGUMENTS = (
+    "in_channels",
+    "out_channels",
+    "kernel_size",
+    "stride",
+    "padding",
+    "output_padding",
+    "groups",
+    "bias",
+    "dilation",
+)
+
+
+def torch_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """torch's constructor arguments among a layer class's ``__init__`` arguments
+    (``locals()`` at its start)."""
+    return {name: arguments[name] for name in TORCH_ARGUMENTS}
+
+
 def explained_arguments(framework: str) -> Callable[[Init], Init]:
     """A decorator for a layer class's ``__init__``: arguments that do not bind raise a
     ``TypeError`` saying which arguments the class takes (``functools.wraps`` keeps the

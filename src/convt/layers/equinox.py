@@ -26,7 +26,13 @@ import jax
 import jax.numpy as jnp
 
 from convt.layers import Layer
-from convt.layers._module import IntOrTuple, explained_arguments, module_layer, rank_of
+from convt.layers._module import (
+    IntOrTuple,
+    explained_arguments,
+    module_layer,
+    rank_of,
+    torch_arguments,
+)
 
 __all__ = ["ConvTranspose", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
@@ -79,17 +85,7 @@ class ConvTranspose(eqx.Module):
         key: jax.Array | None = None,
     ):
         self.layer, drawn = module_layer(
-            torch_arguments=dict(
-                in_channels=in_channels,
-                out_channels=out_channels,
-                kernel_size=kernel_size,
-                stride=stride,
-                padding=padding,
-                output_padding=output_padding,
-                groups=groups,
-                bias=bias,
-                dilation=dilation,
-            ),
+            torch_arguments=torch_arguments(locals()),
             layer=layer,
             params=params,
             key=key,
