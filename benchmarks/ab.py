@@ -5,11 +5,11 @@
 ``BASE_SRC`` is the other checkout's ``src`` (``git worktree add /tmp/base COMMIT``,
 then ``/tmp/base/src``); this checkout's ``src`` is the new side. Each side runs in its
 own worker process (its own convt imported first, the same layers and data), and the
-parent interleaves them: one call of A, one of B, ``--repeats`` times per layer and
-pass, after a warm-up. Passes: forward and forward + backward under ``jax.jit`` (as
-training runs them, through ``convt.torch``'s functional form with ``auto``), and the
-eager call of the same function (the front-end's Python work on every call). Reports
-medians and new/base ratios, with their geometric mean.
+parent interleaves them: one call of A and one of B, in alternating order (ABBA),
+``--repeats`` times per layer and pass, after a warm-up. Passes: forward and forward +
+backward under ``jax.jit`` (as training runs them, through ``convt.torch``'s functional
+form with ``auto``), and the eager call of the same function (the front-end's Python
+work on every call). Reports medians and new/base ratios, with their geometric mean.
 """
 
 from __future__ import annotations
@@ -124,9 +124,10 @@ def main() -> None:
                 for proc in sides.values():
                     assert _ask(proc, f"setup {name} {mode.replace(' ', '_')}") == "ready"
                 times = {side: [] for side in sides}
-                for _ in range(args.repeats):
-                    for side, proc in sides.items():
-                        times[side].append(float(_ask(proc, "go")))
+                for repeat in range(args.repeats):
+                    order = list(sides) if repeat % 2 == 0 else list(sides)[::-1]  # ABBA
+                    for side in order:
+                        times[side].append(float(_ask(sides[side], "go")))
                 base, new = (statistics.median(times[s]) * 1e3 for s in ("base", "new"))
                 ratios[mode].append(new / base)
                 rows.append(f"| {name} | {mode} | {base:.3f} | {new:.3f} | {new / base:.2f} |")
