@@ -232,6 +232,8 @@ into the weight exactly as torch computes it.
     (
         "code",
         """
+import warnings
+
 import convt.torch
 from torch import nn
 
@@ -246,6 +248,9 @@ class UNetDecoder(nn.Module):
         for up, skip in zip(self.up, skips):
             h = torch.cat([torch.relu(up(h)), skip], dim=1)
         return self.head(h)
+
+# torch deprecates the old weight_norm hook, which released checkpoints still use
+warnings.filterwarnings("ignore", "`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
 
 class Upsampler(nn.Module):  # HiFi-GAN-like: weight-normed transposed convolutions
     def __init__(self):

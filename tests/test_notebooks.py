@@ -27,3 +27,13 @@ def test_committed_notebook_is_current_and_executed(name):
     assert all(c["execution_count"] for c in code), f"{name}.ipynb is not executed"
     errors = [o for c in code for o in c["outputs"] if o["output_type"] == "error"]
     assert not errors, errors
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_committed_outputs_show_no_local_paths_or_warnings(name):
+    """What a reader sees holds no warning and no path of the machine that ran it."""
+    committed = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
+    outputs = [o for c in committed["cells"] for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("name") == "stderr"], f"{name}: stderr output"
+    text = json.dumps(outputs)
+    assert "site-packages" not in text and "/home/" not in text and "/work/" not in text
