@@ -51,12 +51,24 @@ def test_haiku_output_shape():
     assert y.shape == (9, 9, 8)
 
 
-def test_porting_guide_layer_class_example():
-    """The porting guide's example of the flax and equinox layer classes runs as written."""
+def _porting_guide_block(marker: str) -> str:
     import pathlib
     import re
 
     text = (pathlib.Path(__file__).parents[1] / "docs" / "porting.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    (block,) = [b for b in blocks if "convt.layers.flax.ConvTranspose2d(16" in b]
+    (block,) = [b for b in blocks if marker in b]
+    return block
+
+
+def test_porting_guide_layer_class_example():
+    """The porting guide's example of the flax and equinox layer classes runs as written."""
+    block = _porting_guide_block("convt.layers.flax.ConvTranspose2d(16")
+    exec(compile(block, "docs/porting.md", "exec"), {})
+
+
+def test_porting_guide_weight_norm_fine_tuning_example():
+    """The porting guide's vocoder fine-tuning runs as written (its gradients checked
+    against torch's inside)."""
+    block = _porting_guide_block('weight_norm="keep"')
     exec(compile(block, "docs/porting.md", "exec"), {})

@@ -296,3 +296,14 @@ def test_every_layer_constructor_has_an_explicit_signature():
         kinds = {p.kind for p in inspect.signature(constructor).parameters.values()}
         assert inspect.Parameter.VAR_POSITIONAL not in kinds, constructor
         assert inspect.Parameter.VAR_KEYWORD not in kinds, constructor
+
+
+def test_layer_class_errors_name_the_class_and_a_channels_last_input():
+    layer = convt.layers.flax.ConvTranspose2d(4, 3, 3, stride=2, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"^flax: ConvTranspose2d \(torch's arguments\).*"):
+        layer(jnp.ones((2, 8, 8, 4)))
+    with pytest.raises(ValueError, match="looks channels-last.*moveaxis"):
+        layer(jnp.ones((2, 8, 8, 4)))
+    module = convt.layers.equinox.ConvTranspose1d(4, 3, 3, key=jax.random.key(0))
+    with pytest.raises(ValueError, match=r"^equinox: ConvTranspose1d \(torch's arguments\)"):
+        module(jnp.ones((2, 5)))

@@ -1,6 +1,7 @@
 """convt.torch.from_module / from_model against live torch modules: outputs and
 gradients, weight_norm (both forms) and spectral_norm (eval) folded exactly."""
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -204,3 +205,55 @@ def test_not_a_conv_transpose():
 def test_importing_convt_torch_does_not_import_torch():
     code = "import sys, convt, convt.torch; assert 'torch' not in sys.modules, 'imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("form", ["hook", "parametrization"])
+@pytest.mark.parametrize("dim", [0, 1, None])
+def test_weight_norm_kept_trains_as_torch(form, dim):
+    """``weight_norm="keep"``: ``g`` and ``v`` stay parameters, folded inside the layer as
+    torch folds them; outputs and the gradients with respect to ``g``, ``v``, the bias
+    and the input equal torch's autograd."""
+    torch.manual_seed(0)
+    module = nn.ConvTranspose1d(6, 4, 8, stride=4, padding=2, groups=2)
+    wrap = {
+        "hook": nn.utils.weight_norm,
+        "parametrization": nn.utils.parametrizations.weight_norm,
+    }[form]
+    module = wrap(module, dim=dim)
+    params, layer = convt.torch.from_module(module, weight_norm="keep")
+    assert set(params) == {"weight_g", "weight_v", "bias"}
+    if form == "hook":
+        g, v = module.weight_g, module.weight_v
+    else:
+        g, v = module.parametrizations.weight.original0, module.parametrizations.weight.original1
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 6, 9)).astype(np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    y = module(xt)
+    cot = rng.standard_normal(tuple(y.shape)).astype(np.float32)
+    y.backward(torch.tensor(cot))
+
+    def loss(params, x):
+        return jnp.sum(layer(params, x) * cot)
+
+    assert_close(layer(params, jnp.asarray(x)), y.detach().numpy())
+    grads, grad_x = jax.grad(loss, (0, 1))(params, jnp.asarray(x))
+    assert_close(grads["weight_g"], g.grad.numpy())
+    assert_close(grads["weight_v"], v.grad.numpy())
+    assert_close(grads["bias"], module.bias.grad.numpy())
+    assert_close(grad_x, xt.grad.numpy())
+    # folded, the same layer's numbers come from one weight
+    folded, plain = convt.torch.from_module(module)
+    assert_close(plain(folded, jnp.asarray(x)), y.detach().numpy())
+
+
+def test_weight_norm_keep_initialises_as_torch_starts():
+    layer = dataclasses.replace(convt.torch.ConvTranspose1d(4, 2, 3), weight_norm=(0,))
+    params = layer.init(jax.random.key(0))
+    assert set(params) == {"weight_g", "weight_v", "bias"} and params["weight_g"].shape == (4, 1, 1)
+    assert_close(
+        convt.layers.fold_weight_norm(params["weight_g"], params["weight_v"], (0,)),
+        params["weight_v"],
+    )
+    with pytest.raises(ValueError, match="'fold' or 'keep'"):
+        convt.torch.from_module(nn.ConvTranspose1d(2, 2, 3), weight_norm="yes")

@@ -49,6 +49,7 @@ __all__ = [
     "from_spec",
     "from_state_dict",
     "init",
+    "load_state_dict",
     "to_spec",
     "weight_from_canonical",
     "weight_to_canonical",
@@ -392,6 +393,17 @@ def ConvTranspose3d(  # noqa: N802 - megengine's name
     padding=0, output_padding=0, dilation=1, groups=1, bias=True)`` as a
     `convt.layers.Layer`."""
     return _layer(3, **locals())
+
+
+def load_state_dict(source: Any) -> dict[str, np.ndarray]:
+    """A state dict saved by ``megengine.save(module.state_dict(), path)`` (a pickle of
+    numpy arrays), read without megengine: ``{name: numpy array}`` for
+    `from_state_dict`. ``source`` is a path, the bytes or a binary file; a file holding
+    anything but numpy arrays and containers is refused (use ``megengine.load``)."""
+    from convt._checkpoint import load_numpy_pickle, numpy_state_dict
+
+    obj = load_numpy_pickle(source, framework=FRAMEWORK, loader="megengine.load")
+    return numpy_state_dict(obj, framework=FRAMEWORK)
 
 
 def from_state_dict(state_dict: Mapping[str, Any], layer: layers.Layer, prefix: str = "") -> dict:

@@ -52,6 +52,7 @@ __all__ = [
     "from_spec",
     "from_state_dict",
     "init",
+    "load_state_dict",
     "to_spec",
 ]
 
@@ -559,6 +560,17 @@ def fold_weight_norm(weight_g: Any, weight_v: Any, dim: int | None = 0) -> jax.A
             f"weight_v of shape {v.shape}"
         )
     return v / jnp.maximum(norm, WEIGHT_NORM_EPS) * g.reshape(shape)
+
+
+def load_state_dict(source: Any) -> dict[str, np.ndarray]:
+    """A state dict saved by ``paddle.save(layer.state_dict(), path)`` (a ``.pdparams``
+    file: a pickle of numpy arrays), read without paddle: ``{name: numpy array}`` for
+    `from_state_dict`. ``source`` is a path, the bytes or a binary file; a file holding
+    anything but numpy arrays and containers is refused (use ``paddle.load``)."""
+    from convt._checkpoint import load_numpy_pickle, numpy_state_dict
+
+    obj = load_numpy_pickle(source, framework=FRAMEWORK, loader="paddle.load")
+    return numpy_state_dict(obj, framework=FRAMEWORK, skip=("StructuredToParameterName@@",))
 
 
 def from_state_dict(

@@ -570,13 +570,30 @@ def effective_weight(module):
         return module.weight
 
 
+def _weight_norm_parts(module):
+    """``(g, v, dim)`` of a module's ``weight_norm`` (either of torch's forms; ``dim``
+    ``None`` for a norm over the whole weight), or ``None`` without one."""
+    from torch.nn.utils import parametrize
+
+    if parametrize.is_parametrized(module, "weight"):
+        parametrizations = module.parametrizations.weight
+        if len(parametrizations) == 1 and type(parametrizations[0]).__name__ == "_WeightNorm":
+            dim = parametrizations[0].dim
+            return parametrizations.original0, parametrizations.original1, dim
+        return None
+    for hook in module._forward_pre_hooks.values():
+        if type(hook).__name__ == "WeightNorm" and getattr(hook, "name", None) == "weight":
+            return module.weight_g, module.weight_v, hook.dim
+    return None
+
+
 def _is_conv_transpose(module) -> bool:
     import torch
 
     return isinstance(module, torch.nn.modules.conv._ConvTransposeNd)
 
 
-def from_module(module) -> tuple[dict, Layer]:
+def from_module(module, *, weight_norm: str = "fold") -> tuple[dict, Layer]:
     """``(params, layer)`` for a ``torch.nn.ConvTranspose{1,2,3}d``.
 
     ``params`` is ``{"weight", "bias"}`` as JAX arrays (the bias only if the module has
@@ -584,7 +601,16 @@ def from_module(module) -> tuple[dict, Layer]:
     (`effective_weight`); ``layer`` is the static `convt.layers.Layer` the module's
     constructor arguments build (`ConvTransposeNd`). torch is imported only here, when a
     torch module is passed.
+
+    ``weight_norm="keep"`` keeps a ``weight_norm``'s parameters instead (either form:
+    the ``weight_g``/``weight_v`` hook or ``parametrizations.weight.original0/1``):
+    ``params`` is then ``{"weight_g", "weight_v", "bias"}`` as torch holds them and the
+    layer folds them inside the computation as torch does, so ``jax.grad`` gives the
+    gradients with respect to ``g`` and ``v`` torch's autograd gives (fine-tuning a
+    weight-normed vocoder in JAX). Modules without ``weight_norm`` are unaffected.
     """
+    if weight_norm not in ("fold", "keep"):
+        raise ValueError(f"torch: weight_norm must be 'fold' or 'keep', got {weight_norm!r}")
     if not type(module).__module__.startswith("torch"):
         raise TypeError(f"torch: from_module takes a torch.nn module, got {type(module)!r}")
     if not _is_conv_transpose(module):
@@ -596,7 +622,12 @@ def from_module(module) -> tuple[dict, Layer]:
             f"torch: only padding_mode='zeros' exists for transposed convolution, got "
             f"{module.padding_mode!r}"
         )
-    params = {"weight": _to_jax(effective_weight(module))}
+    parts = _weight_norm_parts(module) if weight_norm == "keep" else None
+    if parts is None:
+        params = {"weight": _to_jax(effective_weight(module))}
+    else:
+        g, v, _ = parts
+        params = {"weight_g": _to_jax(g), "weight_v": _to_jax(v)}
     if module.bias is not None:
         params["bias"] = _to_jax(module.bias)
     layer = ConvTransposeNd(
@@ -611,16 +642,21 @@ def from_module(module) -> tuple[dict, Layer]:
         bias=module.bias is not None,
         dilation=tuple(module.dilation),
     )
+    if parts is not None:
+        dim = parts[2]
+        kept = () if dim is None or dim == -1 else (dim % len(module.weight.shape),)
+        layer = dataclasses.replace(layer, weight_norm=kept)
     return params, layer
 
 
-def from_model(model) -> dict[str, tuple[dict, Layer]]:
+def from_model(model, *, weight_norm: str = "fold") -> dict[str, tuple[dict, Layer]]:
     """``{path: (params, layer)}`` for every transposed convolution in ``model``, keyed
-    as ``model.named_modules()`` names them (``"decoder.up.3"``)."""
+    as ``model.named_modules()`` names them (``"decoder.up.3"``); ``weight_norm`` as in
+    `from_module`."""
     if not hasattr(model, "named_modules"):
         raise TypeError(f"torch: from_model takes a torch.nn.Module, got {type(model)!r}")
     return {
-        name: from_module(module)
+        name: from_module(module, weight_norm=weight_norm)
         for name, module in model.named_modules()
         if _is_conv_transpose(module)
     }

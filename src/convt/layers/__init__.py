@@ -37,6 +37,7 @@ __all__ = [
     "check_shapes",
     "draw",
     "drawn_params",
+    "fold_weight_norm",
     "frozen",
 ]
 
@@ -81,6 +82,11 @@ class Layer:
         fills (``None``: the framework's layer takes none).
       output_size_drops: arguments left out when ``output_size`` is given (paddle's
         layer drops its ``output_padding`` then).
+      weight_norm: ``None``, or the weight axes weight normalisation keeps (``(0,)`` for
+        torch's ``dim=0``, ``()`` for ``dim=None``): the parameters are then
+        ``{"weight_g", "weight_v", "bias"}`` and the layer computes the weight as torch's
+        ``weight_norm`` does, ``v * (g / ||v||)`` with the norm over the other axes
+        (`fold_weight_norm`), inside the differentiated function.
     """
 
     convention: str
@@ -92,6 +98,7 @@ class Layer:
     config: tuple[tuple[str, Any], ...] = ()
     output_size_name: str | None = None
     output_size_drops: tuple[str, ...] = ()
+    weight_norm: tuple[int, ...] | None = None
 
     @property
     def ndim(self) -> int:
@@ -107,7 +114,19 @@ class Layer:
         init = registry.get(self.convention).init
         if init is None:
             raise ValueError(f"{self.convention}: the framework defines no initialisation")
-        return init(key, self, dtype=dtype)
+        params = init(key, dataclasses.replace(self, weight_norm=None), dtype=dtype)
+        if self.weight_norm is None:
+            return params
+        # as torch's weight_norm starts: g the norm of the drawn weight, v the weight
+        weight = params.pop("weight")
+        return {"weight_g": _norm(weight, self.weight_norm), "weight_v": weight, **params}
+
+    def canonical_weight(self, params: Mapping[str, Any]) -> jax.Array:
+        """The canonical weight ``params`` give: ``params["weight"]``, or with
+        ``weight_norm`` the fold of ``params["weight_g"]`` and ``params["weight_v"]``."""
+        if self.weight_norm is None:
+            return params["weight"]
+        return fold_weight_norm(params["weight_g"], params["weight_v"], self.weight_norm)
 
     def __call__(
         self,
@@ -141,7 +160,9 @@ class Layer:
             kwargs[self.output_size_name] = output_size
         if conv.layer_call is None:
             raise ValueError(f"{self.convention}: the convention defines no layer")
-        weight = conv.weight_from_canonical(params["weight"], ndim=self.ndim, groups=self.groups)
+        weight = conv.weight_from_canonical(
+            self.canonical_weight(params), ndim=self.ndim, groups=self.groups
+        )
         if bias is not None:
             bias = conv.bias_from_canonical(bias, ndim=self.ndim)
         return conv.layer_call(
@@ -154,6 +175,20 @@ class Layer:
             precision=precision,
             preferred_element_type=preferred_element_type,
         )
+
+
+def _norm(v: jax.Array, kept: tuple[int, ...]) -> jax.Array:
+    """The 2-norm of ``v`` over every axis but ``kept`` (torch's ``norm_except_dim``),
+    keeping the reduced axes (a 0-D norm when ``kept`` is empty)."""
+    axes = tuple(a for a in range(jnp.ndim(v)) if a not in kept)
+    norm = jnp.sqrt(jnp.sum(jnp.square(v), axis=axes, keepdims=bool(kept)))
+    return norm
+
+
+def fold_weight_norm(g: jax.Array, v: jax.Array, kept: tuple[int, ...]) -> jax.Array:
+    """torch's ``_weight_norm(v, g, dim)``: ``v * (g / ||v||)``, the norm over every axis
+    of ``v`` but ``kept`` (``(dim,)``; ``()`` for ``dim=None``, a 0-D ``g``)."""
+    return v * (g / _norm(v, kept))
 
 
 def canonical_params(

@@ -156,3 +156,35 @@ def module_layer(
             f"{ {k: v.shape for k, v in params.items()} }"
         )
     return layer, params
+
+
+def call_layer(
+    owner: str,
+    layer: Layer,
+    params: Mapping[str, Any],
+    x: jax.Array,
+    output_size: Any,
+    *,
+    method: str,
+    precision: Any,
+) -> jax.Array:
+    """``layer(params, x, output_size)`` for a layer class: its errors name the class
+    (``owner``, ``"flax: ConvTranspose2d"``) and the framework whose arguments it took,
+    and a channels-last input to torch's channels-first layer says so."""
+    where = f"{owner} ({layer.convention}'s arguments)"
+    try:
+        with fe.speaking_as(where, layer.convention):
+            return layer(params, x, output_size, method=method, precision=precision)
+    except ValueError as err:
+        shape = jnp.shape(x)
+        if (
+            layer.convention == "torch"
+            and len(shape) == layer.ndim + 2
+            and shape[1] != layer.in_channels
+            and shape[-1] == layer.in_channels
+        ):
+            raise ValueError(
+                f"{err}; x {shape} looks channels-last: the layer takes channels first, "
+                f"(N, {layer.in_channels}, *spatial) (jnp.moveaxis(x, -1, 1))"
+            ) from None
+        raise

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from convt.layers import Layer
 from convt.layers._module import (
     IntOrTuple,
+    call_layer,
     explained_arguments,
     module_layer,
     rank_of,
@@ -116,7 +117,15 @@ class ConvTranspose(eqx.Module):
         unbatched = x.ndim == self.layer.ndim + 1
         if unbatched:  # equinox's convention; the frameworks' layers take batches
             x = x[None]
-        y = self.layer(params, x, output_size, method=self.method, precision=precision)
+        y = call_layer(
+            f"{FRAMEWORK}: {type(self).__name__}",
+            self.layer,
+            params,
+            x,
+            output_size,
+            method=self.method,
+            precision=precision,
+        )
         return y[0] if unbatched else y
 
 

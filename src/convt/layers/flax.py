@@ -27,6 +27,7 @@ from flax import nnx
 from convt.layers import Layer
 from convt.layers._module import (
     IntOrTuple,
+    call_layer,
     explained_arguments,
     module_layer,
     rank_of,
@@ -103,7 +104,15 @@ class ConvTranspose(nnx.Module):
             "weight": self.weight.get_value(),
             "bias": None if self.bias is None else self.bias.get_value(),
         }
-        return self.layer(params, x, output_size, method=self.method, precision=precision)
+        return call_layer(
+            f"{FRAMEWORK}: {type(self).__name__}",
+            self.layer,
+            params,
+            x,
+            output_size,
+            method=self.method,
+            precision=precision,
+        )
 
 
 class ConvTranspose1d(ConvTranspose):
