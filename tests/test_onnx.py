@@ -116,3 +116,89 @@ def test_from_node():
     with pytest.raises(ValueError, match="ConvTranspose"):
         co.from_node(bad)
     assert onnx.__version__
+
+
+def _export(module, x):
+    """``module`` exported by torch's (TorchScript) ONNX exporter, as a ModelProto."""
+    import io
+    import warnings
+
+    import onnx
+    import torch
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.tensor(x),), buffer, dynamo=False)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+@pytest.mark.parametrize("form", ["hook", "parametrization"])
+@pytest.mark.parametrize("dim", [0, None])
+def test_weight_norm_in_the_graph_keeps_g_and_v(form, dim):
+    """A weight-normed ConvTranspose1d exported by torch leaves ``W = g * v / ||v||`` as
+    graph nodes: from_model keeps g and v as parameters, and the layer's output and its
+    gradients with respect to them equal torch's."""
+    import torch
+
+    torch.manual_seed(0)
+    wrap = {
+        "hook": torch.nn.utils.weight_norm,
+        "parametrization": torch.nn.utils.parametrizations.weight_norm,
+    }[form]
+    module = wrap(torch.nn.ConvTranspose1d(16, 8, 16, 8, 4), dim=dim)
+    x = np.random.default_rng(0).standard_normal((2, 16, 6)).astype(np.float32)
+    ((name, (params, layer)),) = co.from_model(_export(module, x)).items()
+    assert set(params) == {"weight_g", "weight_v", "bias"}
+    assert layer.weight_norm == ((0,) if dim == 0 else ())
+    xt = torch.tensor(x)
+    y = module(xt)
+    cot = np.random.default_rng(1).standard_normal(tuple(y.shape)).astype(np.float32)
+    y.backward(torch.tensor(cot))
+    assert_close(layer(params, x), y.detach().numpy())
+    grads = jax.grad(lambda p: jnp.sum(layer(p, x) * cot))(params)
+    if form == "hook":
+        g, v = module.weight_g, module.weight_v
+    else:
+        g, v = module.parametrizations.weight.original0, module.parametrizations.weight.original1
+    assert_close(grads["weight_g"], g.grad.numpy())
+    assert_close(grads["weight_v"], v.grad.numpy())
+
+
+def test_weight_computed_from_constants_is_evaluated_and_inputs_are_refused():
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(2)
+    w0 = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal((1, 2)).astype(np.float32)
+    nodes = [
+        helper.make_node("Constant", [], ["two"], value=numpy_helper.from_array(np.float32(2.0))),
+        helper.make_node("Mul", ["w0", "two"], ["w"]),
+        helper.make_node("Constant", [], ["shape"], value=numpy_helper.from_array(np.int64([2]))),
+        helper.make_node("Reshape", ["b0", "shape"], ["b"]),
+        helper.make_node("ConvTranspose", ["X", "w", "b"], ["Y"], name="up", strides=[2, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(w0, "w0"), numpy_helper.from_array(bias, "b0")],
+    )
+    params, layer = co.from_model(helper.make_model(graph))["up"]
+    assert_close(params["weight"], 2 * w0)
+    assert_close(params["bias"], bias.ravel())
+    x = rng.standard_normal((1, 3, 4, 4)).astype(np.float32)
+    want = reference_conv_transpose(
+        x,
+        2 * w0,
+        co.to_spec(2, strides=[2, 2], kernel_size=(3, 3), input_size=(4, 4)),
+        bias.ravel(),
+    )
+    assert_close(layer(params, x), want)
+    graph.node[1].input[1] = "X"  # a weight that depends on the graph's input
+    with pytest.raises(ValueError, match="depends on the graph's input 'X'"):
+        co.from_model(helper.make_model(graph))
+    graph.node[1].op_type = "Softmax"
+    with pytest.raises(ValueError, match="Softmax node, which convt does not evaluate"):
+        co.from_model(helper.make_model(graph))

@@ -373,31 +373,41 @@ def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[d
     (a ``ModelProto``, ``GraphProto``, or a path to a ``.onnx`` file), keyed by the
     node's name (its first output's name when it has none): canonical parameters from
     the graph's initializers and a static `convt.layers.Layer` with the node's
-    attributes. ``W`` must be an initializer; ``B`` too when the node has one. onnx is
-    imported here only."""
+    attributes. onnx is imported here only.
+
+    ``W`` and ``B`` are initializers, or computed in the graph from initializers and
+    constants alone (evaluated with numpy: `convt._onnx_graph.OPS`). A weight
+    normalised in the graph as torch's exporter writes it, ``Mul(Div(v, ReduceL2(v,
+    axes)), g)``, keeps ``g`` and ``v`` as parameters (``{"weight_g", "weight_v",
+    "bias"}``, in torch's layouts, with ``layer.weight_norm`` the axes the norm keeps), so
+    fine-tuning moves them as torch's weight norm does. The keys are the exporter's node
+    names: torch's exporter names a module's nodes by its path (``/ups.0/ConvTranspose``
+    for ``ups.0``), and the initializers keep the module's parameter names
+    (``ups.0.bias``, ``ups.0.parametrizations.weight.original0``)."""
     import onnx
-    from onnx import numpy_helper
 
     from convt import layers
+    from convt._onnx_graph import Graph
 
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         model = onnx.load(model)
     graph = model.graph if hasattr(model, "graph") else model
-    initializers = {t.name: t for t in graph.initializer}
+    reader = Graph(graph)
     found = {}
     for node in graph.node:
         if node.op_type != "ConvTranspose":
             continue
         name = node.name or node.output[0]
         inputs = list(node.input) + [""] * (3 - len(node.input))
-        for role, tensor in (("W", inputs[1]), ("B", inputs[2])):
-            if tensor and tensor not in initializers:
-                raise ValueError(
-                    f"onnx: node {name!r}: its {role} ({tensor!r}) is computed in the graph, not "
-                    "an initializer; only weights stored in the model can be converted"
-                )
-        weight = numpy_helper.to_array(initializers[inputs[1]])
-        bias = numpy_helper.to_array(initializers[inputs[2]]) if inputs[2] else None
+        kept = reader.weight_norm(inputs[1])
+        if kept is not None:  # weight norm's g and v stay parameters
+            g_name, v_name, weight_norm = kept
+            weight = reader.initializer(v_name)
+            weight_g = reader.initializer(g_name)
+        else:
+            weight_norm = None
+            weight = reader.evaluate(inputs[1], owner=name, role="W")
+        bias = reader.evaluate(inputs[2], owner=name, role="B") if inputs[2] else None
         attrs = _attributes_of(node)
         group = int(attrs.get("group", 1))
         ndim = weight.ndim - 2
@@ -408,6 +418,7 @@ def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[d
             )
         layer = layers.Layer(
             convention=FRAMEWORK,
+            weight_norm=weight_norm,
             in_channels=weight.shape[0],
             out_channels=weight.shape[1] * group,
             kernel_size=tuple(weight.shape[2:]),
@@ -415,8 +426,8 @@ def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[d
             bias=bias is not None,
             config=tuple((k, layers.frozen(v)) for k, v in {**attrs, "reading": reading}.items()),
         )
-        found[name] = (
-            layers.canonical_params(FRAMEWORK, weight, bias, ndim=ndim, groups=group),
-            layer,
-        )
+        params = layers.canonical_params(FRAMEWORK, weight, bias, ndim=ndim, groups=group)
+        if weight_norm is not None:
+            params = {"weight_g": jnp.asarray(weight_g), "weight_v": params.pop("weight"), **params}
+        found[name] = (params, layer)
     return found
