@@ -2,12 +2,14 @@
 
 import itertools
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import convt.keras
 import convt.tensorflow
 from convt.spec import effective_kernel
+from helpers import assert_close
 
 
 def test_tensorflow_backend_is_tf_nn_at_keras_output_length():
@@ -107,3 +109,43 @@ def test_groups_are_not_expressible():
             kernel_size=(3,),
             input_size=(4,),
         )
+
+
+def _activation_fixture():
+    import json
+    import pathlib
+
+    data = np.load(pathlib.Path(__file__).parent / "fixtures" / "keras_activations.npz")
+    return json.loads(str(data["meta"]))["cases"], data
+
+
+@pytest.mark.parametrize("index", range(20))
+def test_keras_activations_as_keras_computes_them(index):
+    """``Conv2DTranspose(..., activation=name)`` for Keras 3's built-in activations,
+    through ``from_config`` (the layer's own config value): the output and the input's
+    gradient equal Keras's (recorded with TensorFlow, ``tools/fixtures``)."""
+    import jax
+
+    cases, data = _activation_fixture()
+    case = cases[index]
+    config = dict(
+        filters=3,
+        kernel_size=(3, 3),
+        strides=(2, 2),
+        padding="same",
+        activation=case["config_activation"],
+    )
+    params, layer = convt.keras.from_config(
+        config, [data[f"{index}/w"], data[f"{index}/b"]], backend="tensorflow"
+    )
+    x, cot = data[f"{index}/x"], data[f"{index}/g"]
+    assert_close(layer(params, x), data[f"{index}/y"])
+    gx = jax.grad(lambda x: jnp.sum(layer(params, x) * cot))(jnp.asarray(x))
+    assert_close(gx, data[f"{index}/gx"])
+
+
+def test_custom_activations_are_refused_by_name():
+    with pytest.raises(ValueError, match="activation=.*not one of Keras's built-in"):
+        convt.keras.Conv2DTranspose(3, 3, activation=lambda x: x, in_channels=4)
+    with pytest.raises(ValueError, match="'celu'"):
+        convt.keras.Conv2DTranspose(3, 3, activation="celu", in_channels=4)

@@ -41,12 +41,13 @@ import numpy as np
 
 from convt import _frontend as fe
 from convt import layers
-from convt.convention import Convention, Option, calls
+from convt.convention import Convention, Option
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel
 from convt.tensorflow import weight_from_canonical, weight_to_canonical
 
 __all__ = [
+    "ACTIVATIONS",
     "CONVENTION",
     "Conv1DTranspose",
     "Conv2DTranspose",
@@ -399,6 +400,61 @@ def conv_transpose_layer(
     )
 
 
+def _hard_sigmoid(x):
+    return jax.nn.relu6(x + 3.0) / 6.0
+
+
+# Keras 3's built-in activations by name, as ``keras.activations`` defines them (the
+# defaults of their optional arguments: leaky_relu's negative_slope 0.2, gelu exact,
+# softmax and log_softmax over the last axis)
+ACTIVATIONS: dict[str, Any] = {
+    "linear": lambda x: x,
+    "relu": jax.nn.relu,
+    "relu6": jax.nn.relu6,
+    "leaky_relu": lambda x: jax.nn.leaky_relu(x, 0.2),
+    "elu": jax.nn.elu,
+    "selu": jax.nn.selu,
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "sigmoid": jax.nn.sigmoid,
+    "hard_sigmoid": _hard_sigmoid,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "hard_silu": lambda x: x * _hard_sigmoid(x),
+    "hard_swish": lambda x: x * _hard_sigmoid(x),
+    "tanh": jnp.tanh,
+    "softplus": jax.nn.softplus,
+    "softsign": lambda x: x / (jnp.abs(x) + 1.0),
+    "mish": lambda x: x * jnp.tanh(jax.nn.softplus(x)),
+    "exponential": jnp.exp,
+    "softmax": lambda x: jax.nn.softmax(x, axis=-1),
+    "log_softmax": lambda x: jax.nn.log_softmax(x, axis=-1),
+}
+
+
+def _activation_name(activation: Any) -> str | None:
+    """A Keras layer's ``activation`` as one of `ACTIVATIONS` (``None`` for linear)."""
+    if activation is None or activation == "linear":
+        return None
+    if isinstance(activation, str) and activation in ACTIVATIONS:
+        return activation
+    name = getattr(activation, "__name__", None)
+    module = getattr(activation, "__module__", "") or ""
+    if name in ACTIVATIONS and module.startswith("keras"):  # keras.activations.relu
+        return None if name == "linear" else name
+    raise ValueError(
+        f"keras: activation={activation!r} is not one of Keras's built-in activations convt "
+        f"computes ({', '.join(sorted(ACTIVATIONS))}); build the layer with activation=None "
+        "and apply it to the layer's output"
+    )
+
+
+def _layer_forward(x, kernel, bias, *, ndim: int, activation: str | None = None, **config):
+    """A Keras layer's call: `conv_transpose_layer`, then its activation."""
+    del ndim
+    y = conv_transpose_layer(x, kernel, bias, **config)
+    return y if activation is None else ACTIVATIONS[activation](y)
+
+
 def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> dict:
     """Parameters drawn as Keras initialises a ``Conv{N}DTranspose`` by default: the
     kernel from ``glorot_uniform``, ``U(-a, a)`` with ``a = sqrt(6 / (fan_in +
@@ -429,14 +485,12 @@ CONVENTION = Convention(
     weight_to_canonical=weight_to_canonical,
     weight_from_canonical=weight_from_canonical,
     summary="keras.ops.conv_transpose / Conv{1,2,3}DTranspose (kernel [*k, out, in], no groups)",
-    layer_call=calls(conv_transpose_layer),
+    layer_call=_layer_forward,
     init=init,
 )
 
 
 # ------------------------------------------------------------------ Keras layers to JAX
-
-_LINEAR_ACTIVATIONS = (None, "linear")
 
 
 def _layer(
@@ -455,11 +509,7 @@ def _layer(
     backend: str = "tensorflow",
 ) -> layers.Layer:
     args = fe.Arguments(FRAMEWORK, ndim)
-    if activation not in _LINEAR_ACTIVATIONS:
-        raise ValueError(
-            f"keras: activation={activation!r}: the layer computes the convolution only; build "
-            "it with activation=None and apply the activation (jax.nn...) to its output"
-        )
+    activation = _activation_name(activation)
     if in_channels is None:
         raise TypeError(
             f"keras: Conv{ndim}DTranspose needs in_channels= (Keras infers it from the first "
@@ -485,6 +535,8 @@ def _layer(
         backend=backend,
     )
     _layer_to_spec(ndim, kernel_size=kernel, **config)  # the layer's checks, raised now
+    if activation is not None:
+        config["activation"] = activation
     return layers.Layer(
         convention=FRAMEWORK,
         in_channels=in_channels,
