@@ -20,7 +20,13 @@ import numpy as np
 
 from convt._deprecation import deprecated_positional
 from convt.convention import NotExpressible
-from convt.core import LoweringOptions, conv_transpose, reject_non_array, validate
+from convt.core import (
+    LoweringOptions,
+    conv_transpose,
+    integer_conv_transpose,
+    reject_non_array,
+    validate,
+)
 from convt.spec import (
     ConvTransposeSpec,
     as_int_tuple,
@@ -244,9 +250,11 @@ def call(
     unbatched: bool = False,
     options: LoweringOptions,
     names=("input", "weight", "bias", "padding"),
+    integers: bool = False,
 ) -> jax.Array:
     """Checks with framework names, then runs the canonical function as ``options``
-    say."""
+    say (``integers``: integer arrays are computed in integer arithmetic,
+    `convt.core.integer_conv_transpose`, as the framework computes them)."""
     if unbatched:
         x = jnp.expand_dims(x, 0)
     validate(
@@ -257,7 +265,10 @@ def call(
         framework=framework,
         names=names,
     )
-    y = conv_transpose(x, weight, bias, spec=spec, **options._asdict())
+    if integers:
+        y = integer_conv_transpose(x, weight, bias, spec=spec)
+    else:
+        y = conv_transpose(x, weight, bias, spec=spec, **options._asdict())
     return y[0] if unbatched else y
 
 

@@ -226,6 +226,27 @@ def _conv_transpose(x, w, b, *, spec, precision, preferred_element_type, method)
     return y + b.reshape(shape).astype(y.dtype)
 
 
+@functools.partial(jax.jit, static_argnames=("spec",))
+def integer_conv_transpose(x, w, b=None, *, spec: ConvTransposeSpec) -> jax.Array:
+    """The transposed convolution of integer arrays, in integer arithmetic (the
+    reference lowering; the result has the arrays' integer dtype), for the front-ends
+    whose framework computes integers (TensorFlow's ``conv1d_transpose`` and
+    ``conv2d_transpose`` on ``int32``). Not differentiable, as there."""
+    arrays = [x, w] if b is None else [x, w, b]
+    dtype = jnp.result_type(*arrays)
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(f"integer_conv_transpose takes integer arrays, got {dtype}")
+    x, w = jnp.asarray(x, dtype), jnp.asarray(w, dtype)
+    validate(x.shape, w.shape, None if b is None else jnp.shape(b), spec)
+    _check_output_bytes(spec.output_shape(x.shape, w.shape), dtype, None)
+    y = lowering.lhs_dilated(x, w, spec)
+    if b is None:
+        return y
+    shape = [1] * y.ndim
+    shape[spec.channel_axis] = -1
+    return y + jnp.asarray(b, dtype).reshape(shape)
+
+
 class _Choice(NamedTuple):
     method: str
     widen: bool  # compute a 16-bit float layer in float32 (`_widen_on_cpu`)

@@ -244,6 +244,30 @@ def _check_full_output_shape(output_shape, input, filters, ndim, channels_last) 
         )
 
 
+def _integer_arrays(input, filters, ndim: int) -> bool:
+    """TensorFlow's dtypes: half, bfloat16, float and double, and int32 for
+    ``conv1d_transpose``/``conv2d_transpose`` (an int32 result); whether the arrays are
+    the int32 ones."""
+    for name, value in (("input", input), ("filters", filters)):
+        fe.check_array(value, name, FRAMEWORK, floating=False)
+    dtypes = [jnp.result_type(input), jnp.result_type(filters)]
+    integer = [not jnp.issubdtype(d, jnp.inexact) for d in dtypes]
+    if not any(integer):
+        return False
+    allowed = "half, bfloat16, float, double" + (", int32" if ndim < 3 else "")
+    if dtypes != [jnp.dtype(jnp.int32)] * 2:
+        raise TypeError(
+            f"tensorflow: conv{ndim}d_transpose takes input and filters of one dtype among "
+            f"{allowed}, got {dtypes[0]} and {dtypes[1]}"
+        )
+    if ndim == 3:
+        raise TypeError(
+            f"tensorflow: conv3d_transpose takes {allowed}, not int32 (TensorFlow computes "
+            "int32 only in 1-D and 2-D)"
+        )
+    return True
+
+
 def _conv_transpose(
     ndim,
     input,
@@ -256,7 +280,7 @@ def _conv_transpose(
     dilations,
     options,
 ):
-    fe.check_arrays(FRAMEWORK, ("input", "filters"), input, filters)
+    integers = _integer_arrays(input, filters, ndim)
     data_format = data_format or DATA_FORMATS[ndim][0]
     fe.check_rank(input, ndim, FRAMEWORK, f"conv{ndim}d_transpose", unbatched=False)
     if jnp.ndim(filters) != ndim + 2:
@@ -285,6 +309,7 @@ def _conv_transpose(
         FRAMEWORK,
         options=options,
         names=("input", "filters", "bias", "padding"),
+        integers=integers,
     )
 
 
