@@ -167,3 +167,52 @@ def test_fuzz_cli(argv):
     except SystemExit as exit_:  # argparse's own errors
         code = exit_.code
     assert code in (0, 2)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        "--from torch --to flax -k 3 -s 2 -p 1 --output-padding 1 -i 5 5",
+        "--from torch --to tensorflow -k 3 2 -s 2 -p 1 -i 5 6",
+        "--from torch --to equinox -k 4 -s 2 -p 1 -i 5 5",
+        "--from torch --to haiku -k 3 -s 2 -p 1 --output-padding 1 -i 5 5",
+        "--from torch --to jax.lax -k 3 -s 2 -i 5",
+        "--from keras --to torch -k 4 -s 2 -p same -i 5 5",
+        "--from torch --to megengine -k 3 -s 2 -p 1 -i 5 5",
+    ],
+)
+def test_translate_says_how_to_convert_the_weight_and_the_data(capsys, argv):
+    """The printed weight expression turns the source framework's weight into the
+    target's (checked against convt's own conversions), and a change of data layout is
+    spelled out."""
+    import numpy as np
+
+    from convt import convention as registry
+
+    assert main(["translate", *split(argv)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    source, target = (registry.get(n) for n in (split(argv)[1], split(argv)[3]))
+    kernel = [int(k) for k in argv.split("-k ")[1].split(" -")[0].split()]
+    ndim = len(argv.split("-i ")[1].split())
+    kernel = kernel * ndim if len(kernel) == 1 else kernel
+    canonical = np.random.default_rng(0).standard_normal((4, 3, *kernel))
+    w = np.asarray(source.weight_from_canonical(canonical, ndim=ndim, groups=1))
+    want = np.asarray(target.weight_from_canonical(canonical, ndim=ndim, groups=1))
+    (weight,) = [line for line in lines if line.startswith("weight: ")]
+    expression = weight.removeprefix("weight: ").split("  (convt:")[0]
+    got = w if expression == "w (the same layout)" else eval(expression, {"np": np, "w": w})
+    np.testing.assert_array_equal(got, want)
+    if source.name == "torch" and target.name == "flax":
+        assert lines[1].startswith("data: flax takes the channels last: x.transpose(0, 2, 3, 1)")
+
+
+def test_the_command_line_page_names_every_convention():
+    import pathlib
+
+    from convt import convention as registry
+
+    page = (pathlib.Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    for convention in registry.conventions():
+        assert f"`{convention.name}`" in page, convention.name
+        for alias in convention.aliases:
+            assert f"`{alias}`" in page, alias

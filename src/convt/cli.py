@@ -10,8 +10,13 @@ module knows no framework by name.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
+import math
 import sys
 from collections.abc import Sequence
+
+import numpy as np
 
 from convt import convention as registry
 from convt._frontend import int_tuple
@@ -137,11 +142,74 @@ def format_call(params: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in params.items())
 
 
+def _other_layout(spec: ConvTransposeSpec) -> ConvTransposeSpec:
+    other = "channels_last" if spec.layout == "channels_first" else "channels_first"
+    return dataclasses.replace(spec, layout=other)
+
+
+def _weight_mapping(
+    source: Convention, target: Convention, spec: ConvTransposeSpec, kernel: Sequence[int]
+) -> str:
+    """How a weight in ``source``'s layout becomes ``target``'s: a numpy expression
+    (an axis permutation and flips, found on an index array) where one exists, else the
+    conversion through convt's canonical layout."""
+    n, groups = spec.ndim, spec.groups
+    canonical = np.arange(2 * groups * 3 * math.prod(kernel)).reshape(2 * groups, 3, *kernel)
+    src = np.asarray(source.weight_from_canonical(canonical, ndim=n, groups=groups))
+    tgt = np.asarray(target.weight_from_canonical(canonical, ndim=n, groups=groups))
+    src_module, tgt_module = registry.MODULES[source.name], registry.MODULES[target.name]
+    through = (
+        f"{tgt_module}.weight_from_canonical({src_module}.weight_to_canonical("
+        f"w, ndim={n}, groups={groups}), ndim={n}, groups={groups})"
+    )
+    if src.ndim == tgt.ndim:
+        for perm in itertools.permutations(range(src.ndim)):
+            moved = np.transpose(src, perm)
+            if moved.shape != tgt.shape:
+                continue
+            for count in range(src.ndim + 1):
+                for flips in itertools.combinations(range(src.ndim), count):
+                    if np.array_equal(np.flip(moved, flips) if flips else moved, tgt):
+                        if perm == tuple(range(src.ndim)) and not flips:
+                            return "weight: w (the same layout)"
+                        expression = f"w.transpose{perm}"
+                        if flips:
+                            expression = f"np.flip({expression}, {flips})"
+                        return f"weight: {expression}  (convt: {through})"
+    return f"weight: {through}"
+
+
 def translate(args: argparse.Namespace, source: Convention, target: Convention) -> str:
-    """The parameters of the same layer in ``target``'s convention, or why there are none."""
+    """The parameters of the same layer in ``target``'s convention, how to convert its
+    weight, and where the data layout differs, how to move the inputs; or why there is
+    no such layer."""
     spec, input_size, kernel = spec_from_args(args, source)
-    params = target.from_spec(spec, kernel_size=kernel, input_size=input_size)
-    return f"{target.name}: {format_call(params)}"
+    lines = []
+    try:
+        params = target.from_spec(spec, kernel_size=kernel, input_size=input_size)
+    except NotExpressible as err:
+        if "layout" not in str(err) and "channels" not in str(err):
+            raise
+        # the same layer on data laid out the other way (its reasons, if it fails too)
+        moved = _other_layout(spec)
+        params = target.from_spec(moved, kernel_size=kernel, input_size=input_size)
+        axes = list(range(spec.ndim + 2))
+        last = [0, *axes[2:], 1] if spec.layout == "channels_first" else [0, axes[-1], *axes[1:-1]]
+        where = "last" if moved.layout == "channels_last" else "first"
+        lines.append(
+            f"data: {target.name} takes the channels {where}: x.transpose{tuple(last)} before "
+            f"the layer, and the inverse after it"
+        )
+        spec = moved
+    lines.insert(0, f"{target.name}: {format_call(params)}")
+    lines.append(_weight_mapping(source, target, spec, kernel))
+    bias = np.arange(3.0)
+    src_b = np.asarray(source.bias_from_canonical(bias, ndim=spec.ndim))
+    tgt_b = np.asarray(target.bias_from_canonical(bias, ndim=spec.ndim))
+    if src_b.shape != tgt_b.shape:
+        shape = tuple(-1 if d == 3 else d for d in tgt_b.shape)
+        lines.append(f"bias: b.reshape{shape}")
+    return "\n".join(lines)
 
 
 def _names() -> list[str]:
