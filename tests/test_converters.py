@@ -270,9 +270,17 @@ def test_keras_layer(index):
         assert_close(grads["bias"], arrays[f"{index}/grad1"])
 
 
-def test_keras_refuses_activation_and_unbuilt():
+def test_keras_refuses_custom_activation_and_unbuilt():
+    """Keras's built-in activations are computed (tests/test_keras.py against Keras);
+    a custom callable is refused by name."""
+    assert (
+        dict(convt.keras.Conv2DTranspose(4, 3, activation="relu", in_channels=2).config)[
+            "activation"
+        ]
+        == "relu"
+    )
     with pytest.raises(ValueError, match="activation"):
-        convt.keras.Conv2DTranspose(4, 3, activation="relu", in_channels=2)
+        convt.keras.Conv2DTranspose(4, 3, activation=print, in_channels=2)
     with pytest.raises(ValueError, match="not built"):
         convt.keras.from_layer(stand_in("Conv2DTranspose", get_weights=lambda: []))
 
