@@ -219,11 +219,16 @@ def _conv_transpose(x, w, b, *, spec, precision, preferred_element_type, method)
         )
     else:
         y = lowering.lower(method)(x, w, spec, precision, preferred_element_type)
+    return _add_bias(y, b, spec)
+
+
+def _add_bias(y: jax.Array, b: jax.Array | None, spec: ConvTransposeSpec) -> jax.Array:
+    """``y`` plus the ``(C_out,)`` bias broadcast along the spec's channel axis."""
     if b is None:
         return y
     shape = [1] * y.ndim
     shape[spec.channel_axis] = -1
-    return y + b.reshape(shape).astype(y.dtype)
+    return y + jnp.reshape(b, shape).astype(y.dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("spec",))
@@ -239,12 +244,7 @@ def integer_conv_transpose(x, w, b=None, *, spec: ConvTransposeSpec) -> jax.Arra
     x, w = jnp.asarray(x, dtype), jnp.asarray(w, dtype)
     validate(x.shape, w.shape, None if b is None else jnp.shape(b), spec)
     _check_output_bytes(spec.output_shape(x.shape, w.shape), dtype, None)
-    y = lowering.lhs_dilated(x, w, spec)
-    if b is None:
-        return y
-    shape = [1] * y.ndim
-    shape[spec.channel_axis] = -1
-    return y + jnp.asarray(b, dtype).reshape(shape)
+    return _add_bias(lowering.lhs_dilated(x, w, spec), b, spec)
 
 
 class _Choice(NamedTuple):
