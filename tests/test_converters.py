@@ -7,6 +7,7 @@ quantiles of freshly initialised layers. ONNX models are built here with onnx an
 checked against onnxruntime's outputs (``onnx.npz``).
 """
 
+import dataclasses
 import functools
 import io
 import json
@@ -108,6 +109,25 @@ def test_paddle_layer(index):
     for key in state:
         assert_close(grads[key], arrays[f"{index}/grad/{key}"])
     assert_close(layer(params, arrays[f"{index}/x"], **case["call"]), arrays[f"{index}/y"])
+    if "weight_g" in state:
+        _check_kept_weight_norm(paddle_layer, layer, state, arrays, index, case["call"])
+
+
+def _check_kept_weight_norm(paddle_layer, layer, state, arrays, index, call):
+    """``weight_norm="keep"``: ``g`` and ``v`` as paddle holds them, folded in the layer
+    with paddle's formula; gradients with respect to them paddle's."""
+    params, kept = convt.paddle.from_layer(paddle_layer, weight_norm="keep")
+    assert kept.weight_norm is not None and kept == dataclasses.replace(
+        layer, weight_norm=kept.weight_norm
+    )
+    assert {k: v.shape for k, v in params.items()} == kept.param_shapes
+    for key, value in params.items():
+        np.testing.assert_array_equal(value, state[key])
+    grads = check_against(
+        kept, lambda s: convt.paddle.from_state_dict(s, kept), state, arrays, index, call=call
+    )
+    for key in state:
+        assert_close(grads[key], arrays[f"{index}/grad/{key}"])
 
 
 def test_paddle_fixtures_cover_weight_norm():
@@ -132,6 +152,10 @@ def test_paddle_from_model_and_errors():
     )
     found = convt.paddle.from_model(model)
     assert list(found) == ["up"]
+    # keep leaves a layer without weight_norm as it is
+    assert convt.paddle.from_model(model, weight_norm="keep")["up"][1] == found["up"][1]
+    with pytest.raises(ValueError, match="'fold' or 'keep'"):
+        convt.paddle.from_model(model, weight_norm="kept")
     with pytest.raises(TypeError, match="Conv1DTranspose/2D/3D"):
         convt.paddle.from_layer(stand_in("Conv2D", _kernel_size=[3, 3]))
     layer = convt.paddle.Conv2DTranspose(4, 6, 3)

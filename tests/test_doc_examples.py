@@ -70,5 +70,11 @@ def test_porting_guide_layer_class_example():
 def test_porting_guide_weight_norm_fine_tuning_example():
     """The porting guide's vocoder fine-tuning runs as written (its gradients checked
     against torch's inside)."""
-    block = _porting_guide_block('weight_norm="keep"')
+    block = _porting_guide_block('from_model(vocoder, weight_norm="keep")')
+    exec(compile(block, "docs/porting.md", "exec"), {})
+
+
+def test_porting_guide_weight_norm_layer_class_example():
+    """The porting guide's weight-normed flax layer class runs as written."""
+    block = _porting_guide_block("up = ConvTranspose1d(layer=layer, params=params")
     exec(compile(block, "docs/porting.md", "exec"), {})

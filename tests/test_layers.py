@@ -307,3 +307,68 @@ def test_layer_class_errors_name_the_class_and_a_channels_last_input():
     module = convt.layers.equinox.ConvTranspose1d(4, 3, 3, key=jax.random.key(0))
     with pytest.raises(ValueError, match=r"^equinox: ConvTranspose1d \(torch's arguments\)"):
         module(jnp.ones((2, 5)))
+
+
+@pytest.mark.parametrize("library", ["flax", "equinox"])
+def test_layer_classes_train_weight_norm_as_torch(library):
+    """A weight-normed torch layer ported with ``weight_norm="keep"`` into the layer
+    classes holds ``weight_g`` and ``weight_v``; their gradients are torch's."""
+    import convt.torch as ct
+
+    torch.manual_seed(3)
+    module = torch.nn.utils.parametrizations.weight_norm(
+        torch.nn.ConvTranspose1d(6, 4, 8, stride=4, padding=2)
+    )
+    params, layer = ct.from_module(module, weight_norm="keep")
+    x = np.random.default_rng(4).standard_normal((2, 6, 7)).astype(np.float32)
+    xt = torch.tensor(x)
+    y = module(xt)
+    cot = np.random.default_rng(5).standard_normal(tuple(y.shape)).astype(np.float32)
+    y.backward(torch.tensor(cot))
+    weight = module.parametrizations.weight
+    want = {"weight_g": weight.original0, "weight_v": weight.original1, "bias": module.bias}
+
+    if library == "flax":
+        up = convt.layers.flax.ConvTranspose1d(layer=layer, params=params, rngs=nnx.Rngs(0))
+        assert up.weight is None
+        grads = nnx.grad(lambda m: jnp.sum(m(jnp.asarray(x)) * cot))(up)
+        got = {name: grads[name].get_value() for name in want}
+    else:
+        up = convt.layers.equinox.ConvTranspose1d(layer=layer, params=params)
+        assert up.weight is None
+        grads = eqx.filter_grad(lambda m: jnp.sum(m(jnp.asarray(x)) * cot))(up)
+        got = {name: getattr(grads, name) for name in want}
+    assert_close(up(jnp.asarray(x)), y.detach().numpy())
+    for name, tensor in want.items():
+        assert_close(got[name], tensor.grad.numpy())
+    # drawn from scratch: g the norm of v, as torch's weight_norm starts
+    fresh = convt.layers.flax.ConvTranspose1d(
+        layer=convt.layers.weight_norm(ct.ConvTranspose1d(6, 4, 8)), rngs=nnx.Rngs(0)
+    )
+    v = fresh.weight_v.get_value()
+    assert_close(fresh.weight_g.get_value(), jnp.sqrt(jnp.sum(v * v, axis=(1, 2), keepdims=True)))
+    with pytest.raises(ValueError, match="weight_g"):
+        convt.layers.equinox.ConvTranspose1d(layer=layer, params={"weight": params["weight_v"]})
+
+
+@pytest.mark.filterwarnings("ignore:.*weight_norm.*deprecated:FutureWarning")
+def test_equinox_weight_norm_wrapper_is_torchs_on_the_layer_class():
+    """``eqx.nn.WeightNorm(layer, axis=0)`` around the equinox class (torch's weight
+    layout) is torch's ``weight_norm(dim=0)``: outputs and gradients with respect to
+    ``g`` and ``v`` loaded from torch."""
+    torch.manual_seed(6)
+    module = torch.nn.utils.weight_norm(torch.nn.ConvTranspose1d(6, 4, 8, stride=4, padding=2))
+    up = convt.layers.equinox.ConvTranspose1d(6, 4, 8, stride=4, padding=2, key=jax.random.key(0))
+    up = eqx.tree_at(lambda m: (m.weight, m.bias), up, (
+        jnp.asarray(module.weight_v.detach().numpy()), jnp.asarray(module.bias.detach().numpy())
+    ))
+    normed = eqx.nn.WeightNorm(up, axis=0)
+    normed = eqx.tree_at(lambda m: m.g, normed, jnp.asarray(module.weight_g.detach().numpy()))
+    x = np.random.default_rng(7).standard_normal((6, 7)).astype(np.float32)
+    y = module(torch.tensor(x)[None])[0]
+    cot = np.random.default_rng(8).standard_normal(tuple(y.shape)).astype(np.float32)
+    y.backward(torch.tensor(cot))
+    grads = eqx.filter_grad(lambda m: jnp.sum(m(jnp.asarray(x)) * cot))(normed)
+    assert_close(normed(jnp.asarray(x)), y.detach().numpy())
+    assert_close(grads.g, module.weight_g.grad.numpy())
+    assert_close(grads.layer.weight, module.weight_v.grad.numpy())

@@ -248,12 +248,33 @@ def test_weight_norm_kept_trains_as_torch(form, dim):
 
 
 def test_weight_norm_keep_initialises_as_torch_starts():
-    layer = dataclasses.replace(convt.torch.ConvTranspose1d(4, 2, 3), weight_norm=(0,))
+    layer = convt.layers.weight_norm(convt.torch.ConvTranspose1d(4, 2, 3))
+    assert layer == dataclasses.replace(convt.torch.ConvTranspose1d(4, 2, 3), weight_norm=(0,))
     params = layer.init(jax.random.key(0))
-    assert set(params) == {"weight_g", "weight_v", "bias"} and params["weight_g"].shape == (4, 1, 1)
+    module = nn.utils.parametrizations.weight_norm(nn.ConvTranspose1d(4, 2, 3))
+    torch_shapes = {k: tuple(v.shape) for k, v in module.parametrizations.weight.named_parameters()}
+    assert layer.param_shapes == {
+        "weight_g": torch_shapes["original0"],
+        "weight_v": torch_shapes["original1"],
+        "bias": (2,),
+    }
+    assert {k: v.shape for k, v in params.items()} == layer.param_shapes
     assert_close(
         convt.layers.fold_weight_norm(params["weight_g"], params["weight_v"], (0,)),
         params["weight_v"],
     )
     with pytest.raises(ValueError, match="'fold' or 'keep'"):
         convt.torch.from_module(nn.ConvTranspose1d(2, 2, 3), weight_norm="yes")
+
+
+def test_weight_norm_function_checks_its_layer():
+    whole = convt.layers.weight_norm(convt.torch.ConvTranspose2d(4, 2, 3), dim=None)
+    assert whole.weight_norm == () and whole.param_shapes["weight_g"] == ()
+    assert convt.layers.weight_norm(convt.torch.ConvTranspose2d(4, 2, 3), dim=-1) == whole
+    assert convt.layers.weight_norm(convt.torch.ConvTranspose2d(4, 2, 3), -3).weight_norm == (1,)
+    with pytest.raises(ValueError, match="keras: the framework has no weight normalisation"):
+        convt.layers.weight_norm(convt.keras.Conv2DTranspose(4, 3, in_channels=2))
+    with pytest.raises(ValueError, match=r"dim must be in \[-4, 4\)"):
+        convt.layers.weight_norm(convt.torch.ConvTranspose2d(4, 2, 3), dim=4)
+    with pytest.raises(TypeError, match="convt.layers.Layer"):
+        convt.layers.weight_norm(nn.ConvTranspose2d(4, 2, 3))

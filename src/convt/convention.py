@@ -18,9 +18,13 @@ with one `Convention` named ``CONVENTION``:
 * ``layer_call`` and ``init`` (the conventions that have layers): a
   `convt.layers.Layer`'s forward in the framework's front-end, and the framework's
   default initialisation of its parameters.
+* ``weight_norm`` (the frameworks that have weight normalisation: torch, paddle): a
+  `WeightNorm` record, the weight the framework's ``weight_norm`` computes from ``g``
+  and ``v`` with its own formula (paddle's has an epsilon, torch's has none) and the
+  shape it gives ``g``.
 
 Each callable is typed by a Protocol below (`ToSpec`, `FromSpec`, `WeightMap`,
-`BiasMap`, `LayerCall`, `LayerInit`), whose docstring is the contract.
+`BiasMap`, `LayerCall`, `LayerInit`, `WeightNormFold`), whose docstring is the contract.
 
 The CLI, ``convt translate``, the converters and the tests iterate over
 `conventions()` instead of knowing each framework. Framework modules are imported
@@ -51,6 +55,8 @@ __all__ = [
     "Option",
     "ToSpec",
     "WeightMap",
+    "WeightNorm",
+    "WeightNormFold",
     "calls",
     "calls_by_rank",
     "canonical_name",
@@ -190,6 +196,26 @@ class LayerInit(Protocol):
     def __call__(self, key: jax.Array, layer: Layer, *, dtype: Any = ...) -> dict: ...
 
 
+class WeightNormFold(Protocol):
+    """The weight a framework's weight normalisation computes: ``g`` and ``v`` in the
+    canonical layout, the norm of ``v`` over every axis but ``kept`` (``(0,)`` for
+    ``dim=0``; ``()`` for a norm over the whole weight, a 0-D or size-1 ``g``)."""
+
+    def __call__(self, g: jax.Array, v: jax.Array, kept: tuple[int, ...]) -> jax.Array: ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WeightNorm:
+    """A framework's weight normalisation (``torch.nn.utils.weight_norm``,
+    ``paddle.nn.utils.weight_norm``): ``fold`` computes the weight from ``g`` and ``v``;
+    ``g`` holds the norms of ``v`` over every axis but the kept one, with ``v``'s rank
+    (``keeps_rank``, torch's ``(C_in, 1, 1, 1)``) or only the kept axis (paddle's
+    ``(C_in,)``), 0-D for a norm over the whole weight."""
+
+    fold: WeightNormFold
+    keeps_rank: bool
+
+
 def calls_by_rank(functions: dict[int, Any]) -> LayerCall:
     """The `LayerCall` of a framework whose front-end has one function per rank
     (``{1: conv_transpose1d, 2: conv_transpose2d, 3: conv_transpose3d}``)."""
@@ -226,6 +252,7 @@ class Convention:
     summary: str = ""
     layer_call: LayerCall | None = None
     init: LayerInit | None = None
+    weight_norm: WeightNorm | None = None
 
     def spec(
         self, ndim: int, params: dict, *, kernel_size=None, input_size=None

@@ -34,7 +34,7 @@ import numpy as np
 
 from convt import _frontend as fe
 from convt import layers
-from convt.convention import Convention, Option, calls_by_rank, standard_options
+from convt.convention import Convention, Option, WeightNorm, calls_by_rank, standard_options
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec
 
@@ -401,6 +401,11 @@ def init(key: jax.Array, layer: layers.Layer, *, dtype: Any = jnp.float32) -> di
     )
 
 
+def _fold_kept(g: jax.Array, v: jax.Array, kept: tuple[int, ...]) -> jax.Array:
+    """`fold_weight_norm` with the kept axes of `convt.layers.Layer.weight_norm`."""
+    return fold_weight_norm(g, v, kept[0] if kept else None)
+
+
 CONVENTION = Convention(
     name=FRAMEWORK,
     aliases=("paddlepaddle",),
@@ -427,6 +432,7 @@ CONVENTION = Convention(
     summary="paddle.nn.functional.conv{1,2,3}d_transpose",
     layer_call=calls_by_rank({1: conv1d_transpose, 2: conv2d_transpose, 3: conv3d_transpose}),
     init=init,
+    weight_norm=WeightNorm(fold=_fold_kept, keeps_rank=False),
 )
 
 
@@ -583,7 +589,10 @@ def from_state_dict(
     """Canonical parameters for ``layer`` from a paddle state dict (``layer.state_dict()``,
     ``paddle.load(path)``; tensors or numpy arrays): ``prefix + "weight"``, or
     ``weight_g``/``weight_v`` from ``weight_norm`` (folded with `fold_weight_norm`; a
-    0-D ``weight_g`` is ``dim=None``), and ``prefix + "bias"``."""
+    0-D ``weight_g`` is ``dim=None``), and ``prefix + "bias"``. For a layer with
+    ``weight_norm`` kept (`convt.layers.weight_norm`, ``from_layer(...,
+    weight_norm="keep")``) the parameters are ``{"weight_g", "weight_v", "bias"}`` as
+    paddle holds them, and the layer folds them as paddle does."""
 
     def array(name):
         value = state_dict[prefix + name]
@@ -594,6 +603,8 @@ def from_state_dict(
             f"paddle: {prefix}weight_orig is a spectral_norm parameter; spectral_norm's "
             "power iteration is not folded: take layer.weight after a forward in eval mode"
         )
+    if layer.weight_norm is not None:
+        return _kept_weight_norm_params(array, layer, prefix)
     if prefix + "weight_g" in state_dict:
         g = array("weight_g")
         dim = None if np.ndim(g) == 0 else weight_norm_dim
@@ -613,18 +624,46 @@ def from_state_dict(
     return layers.canonical_params(FRAMEWORK, weight, bias, ndim=layer.ndim, groups=layer.groups)
 
 
-def _weight_norm_dim(layer: Any) -> int | None:
+def _kept_weight_norm_params(array: Any, layer: layers.Layer, prefix: str) -> dict:
+    """``{"weight_g", "weight_v", "bias"}`` of a weight-normed layer's state, checked
+    against the shapes ``layer`` takes."""
+    try:
+        params = {name: jnp.asarray(array(name)) for name in layer.param_shapes}
+    except KeyError as err:
+        raise KeyError(
+            f"paddle: the layer keeps weight_norm's parameters, but the state dict has no "
+            f"{err.args[0]}"
+        ) from None
+    for name, shape in layer.param_shapes.items():
+        if params[name].shape != shape:
+            raise ValueError(
+                f"paddle: {prefix}{name} has shape {params[name].shape}, the layer needs {shape}"
+            )
+    return params
+
+
+def _weight_norm_dim(layer: Any) -> tuple[bool, int | None]:
+    """Whether ``paddle.nn.utils.weight_norm`` applies to the layer's weight, and its
+    ``dim`` (``None`` for the whole weight)."""
     for hook in getattr(layer, "_forward_pre_hooks", {}).values():
         if type(hook).__name__ == "WeightNorm" and getattr(hook, "name", None) == "weight":
-            return None if hook.dim == -1 else hook.dim
-    return 0
+            return True, None if hook.dim == -1 else hook.dim
+    return False, 0
 
 
-def from_layer(layer: Any) -> tuple[dict, layers.Layer]:
+def from_layer(layer: Any, *, weight_norm: str = "fold") -> tuple[dict, layers.Layer]:
     """``(params, layer)`` for a ``paddle.nn.Conv{1,2,3}DTranspose`` (with or without
     ``weight_norm``): canonical parameters and the static `convt.layers.Layer`.
     Nothing of paddle is imported: the layer's attributes and ``state_dict()`` are
-    read."""
+    read.
+
+    ``weight_norm="fold"`` folds ``paddle.nn.utils.weight_norm``'s ``weight_g`` and
+    ``weight_v`` into ``params["weight"]``; ``"keep"`` keeps them (``{"weight_g",
+    "weight_v", "bias"}`` as paddle holds them) and the layer computes the weight as
+    paddle does, inside the differentiated function, so ``jax.grad`` gives paddle's
+    gradients with respect to ``g`` and ``v``. Layers without ``weight_norm`` are
+    unaffected."""
+    keep = layers.keeps_weight_norm(weight_norm, FRAMEWORK)
     ndim = len(getattr(layer, "_kernel_size", ()))
     if type(layer).__name__ != _LAYER_CLASSES.get(ndim):
         raise TypeError(
@@ -643,17 +682,22 @@ def from_layer(layer: Any) -> tuple[dict, layers.Layer]:
         bias_attr=None if layer.bias is not None else False,
         data_format=layer._data_format,
     )
-    params = from_state_dict(layer.state_dict(), config, weight_norm_dim=_weight_norm_dim(layer))
+    normed, dim = _weight_norm_dim(layer)
+    if normed and keep:
+        config = layers.weight_norm(config, dim)
+    params = from_state_dict(layer.state_dict(), config, weight_norm_dim=dim)
     return params, config
 
 
-def from_model(model: Any) -> dict[str, tuple[dict, layers.Layer]]:
+def from_model(model: Any, *, weight_norm: str = "fold") -> dict[str, tuple[dict, layers.Layer]]:
     """``{path: (params, layer)}`` for every transposed convolution in a paddle model,
-    keyed as ``model.named_sublayers()`` names them."""
+    keyed as ``model.named_sublayers()`` names them; ``weight_norm`` as in
+    `from_layer`."""
+    layers.keeps_weight_norm(weight_norm, FRAMEWORK)
     if not hasattr(model, "named_sublayers"):
         raise TypeError(f"paddle: from_model takes a paddle.nn.Layer, got {type(model)!r}")
     return {
-        name: from_layer(sub)
+        name: from_layer(sub, weight_norm=weight_norm)
         for name, sub in model.named_sublayers(include_self=True)
         if type(sub).__name__ in _LAYER_CLASSES.values()
     }

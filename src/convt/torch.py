@@ -28,9 +28,10 @@ import jax.numpy as jnp
 
 from convt import _frontend as fe
 from convt._deprecation import deprecated_attributes
-from convt.convention import Convention, Option, calls_by_rank, standard_options
+from convt.convention import Convention, Option, WeightNorm, calls_by_rank, standard_options
 from convt.core import LoweringOptions
-from convt.layers import Layer, check_shapes
+from convt.layers import Layer, check_shapes, fold_weight_norm, keeps_weight_norm
+from convt.layers import weight_norm as normalised_layer
 from convt.spec import ConvTransposeSpec, full_length
 
 __all__ = [
@@ -364,6 +365,7 @@ CONVENTION = Convention(
     summary="torch.nn.functional.conv_transpose{1,2,3}d and R torch's nnf_conv_transpose*",
     layer_call=calls_by_rank({1: conv_transpose1d, 2: conv_transpose2d, 3: conv_transpose3d}),
     init=init,
+    weight_norm=WeightNorm(fold=fold_weight_norm, keeps_rank=True),
 )
 
 
@@ -609,8 +611,7 @@ def from_module(module, *, weight_norm: str = "fold") -> tuple[dict, Layer]:
     gradients with respect to ``g`` and ``v`` torch's autograd gives (fine-tuning a
     weight-normed vocoder in JAX). Modules without ``weight_norm`` are unaffected.
     """
-    if weight_norm not in ("fold", "keep"):
-        raise ValueError(f"torch: weight_norm must be 'fold' or 'keep', got {weight_norm!r}")
+    keep = keeps_weight_norm(weight_norm, FRAMEWORK)
     if not type(module).__module__.startswith("torch"):
         raise TypeError(f"torch: from_module takes a torch.nn module, got {type(module)!r}")
     if not _is_conv_transpose(module):
@@ -622,7 +623,7 @@ def from_module(module, *, weight_norm: str = "fold") -> tuple[dict, Layer]:
             f"torch: only padding_mode='zeros' exists for transposed convolution, got "
             f"{module.padding_mode!r}"
         )
-    parts = _weight_norm_parts(module) if weight_norm == "keep" else None
+    parts = _weight_norm_parts(module) if keep else None
     if parts is None:
         params = {"weight": _to_jax(effective_weight(module))}
     else:
@@ -643,9 +644,7 @@ def from_module(module, *, weight_norm: str = "fold") -> tuple[dict, Layer]:
         dilation=tuple(module.dilation),
     )
     if parts is not None:
-        dim = parts[2]
-        kept = () if dim is None or dim == -1 else (dim % len(module.weight.shape),)
-        layer = dataclasses.replace(layer, weight_norm=kept)
+        layer = normalised_layer(layer, parts[2])
     return params, layer
 
 
@@ -655,6 +654,7 @@ def from_model(model, *, weight_norm: str = "fold") -> dict[str, tuple[dict, Lay
     `from_module`."""
     if not hasattr(model, "named_modules"):
         raise TypeError(f"torch: from_model takes a torch.nn.Module, got {type(model)!r}")
+    keeps_weight_norm(weight_norm, FRAMEWORK)
     return {
         name: from_module(module, weight_norm=weight_norm)
         for name, module in model.named_modules()

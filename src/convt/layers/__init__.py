@@ -39,6 +39,8 @@ __all__ = [
     "drawn_params",
     "fold_weight_norm",
     "frozen",
+    "keeps_weight_norm",
+    "weight_norm",
 ]
 
 _SUBMODULES = ("flax", "equinox")
@@ -83,10 +85,12 @@ class Layer:
       output_size_drops: arguments left out when ``output_size`` is given (paddle's
         layer drops its ``output_padding`` then).
       weight_norm: ``None``, or the weight axes weight normalisation keeps (``(0,)`` for
-        torch's ``dim=0``, ``()`` for ``dim=None``): the parameters are then
-        ``{"weight_g", "weight_v", "bias"}`` and the layer computes the weight as torch's
-        ``weight_norm`` does, ``v * (g / ||v||)`` with the norm over the other axes
-        (`fold_weight_norm`), inside the differentiated function.
+        ``dim=0``, ``()`` for ``dim=None``; set by `weight_norm` or a converter's
+        ``weight_norm="keep"``): the parameters are then ``{"weight_g", "weight_v",
+        "bias"}`` (``weight_v`` the canonical weight's shape, ``weight_g`` its norms) and
+        the layer computes the weight as the framework's ``weight_norm`` does (torch's
+        ``v * (g / ||v||)``, paddle's with its epsilon: the convention's
+        ``weight_norm``), inside the differentiated function.
     """
 
     convention: str
@@ -109,6 +113,22 @@ class Layer:
         """The canonical weight's shape ``(C_in, C_out // groups, *kernel)``."""
         return (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
 
+    @property
+    def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shapes of the canonical parameters the layer takes: ``{"weight",
+        "bias"}``, or ``{"weight_g", "weight_v", "bias"}`` with ``weight_norm`` (the
+        bias only with ``bias``)."""
+        if self.weight_norm is None:
+            shapes = {"weight": self.weight_shape}
+        else:
+            shapes = {
+                "weight_g": jnp.shape(self._norm(jnp.zeros(self.weight_shape))),
+                "weight_v": self.weight_shape,
+            }
+        if self.bias:
+            shapes["bias"] = (self.out_channels,)
+        return shapes
+
     def init(self, key: jax.Array, dtype: Any = jnp.float32) -> dict:
         """Canonical parameters drawn with the framework's default initialisers."""
         init = registry.get(self.convention).init
@@ -117,16 +137,32 @@ class Layer:
         params = init(key, dataclasses.replace(self, weight_norm=None), dtype=dtype)
         if self.weight_norm is None:
             return params
-        # as torch's weight_norm starts: g the norm of the drawn weight, v the weight
+        # as the framework's weight_norm starts: g the norm of the drawn weight, v the weight
         weight = params.pop("weight")
-        return {"weight_g": _norm(weight, self.weight_norm), "weight_v": weight, **params}
+        return {"weight_g": self._norm(weight), "weight_v": weight, **params}
+
+    def _weight_normalisation(self) -> registry.WeightNorm:
+        normalisation = registry.get(self.convention).weight_norm
+        if normalisation is None:
+            raise ValueError(f"{self.convention}: the framework has no weight normalisation")
+        return normalisation
+
+    def _norm(self, v: jax.Array) -> jax.Array:
+        """``weight_g`` for ``v``: its norms over every axis but ``weight_norm``'s, shaped
+        as the framework shapes ``g``."""
+        kept = self.weight_norm or ()
+        norm = _norm(v, kept)
+        return norm if self._weight_normalisation().keeps_rank else norm.reshape(
+            tuple(v.shape[a] for a in kept)
+        )
 
     def canonical_weight(self, params: Mapping[str, Any]) -> jax.Array:
         """The canonical weight ``params`` give: ``params["weight"]``, or with
         ``weight_norm`` the fold of ``params["weight_g"]`` and ``params["weight_v"]``."""
         if self.weight_norm is None:
             return params["weight"]
-        return fold_weight_norm(params["weight_g"], params["weight_v"], self.weight_norm)
+        fold = self._weight_normalisation().fold
+        return fold(params["weight_g"], params["weight_v"], self.weight_norm)
 
     def __call__(
         self,
@@ -189,6 +225,46 @@ def fold_weight_norm(g: jax.Array, v: jax.Array, kept: tuple[int, ...]) -> jax.A
     """torch's ``_weight_norm(v, g, dim)``: ``v * (g / ||v||)``, the norm over every axis
     of ``v`` but ``kept`` (``(dim,)``; ``()`` for ``dim=None``, a 0-D ``g``)."""
     return v * (g / _norm(v, kept))
+
+
+def weight_norm(layer: Layer, dim: int | None = 0) -> Layer:
+    """``layer`` with weight normalisation, as ``torch.nn.utils.weight_norm(module,
+    dim=dim)`` or ``paddle.nn.utils.weight_norm(layer, dim=dim)`` applies it: its
+    parameters become ``{"weight_g", "weight_v", "bias"}`` and the weight is computed
+    from them with the framework's formula inside the layer (so ``jax.grad`` trains ``g``
+    and ``v``). ``dim`` is the weight axis the norm keeps, in the framework's weight
+    layout (torch's and paddle's are canonical, ``(C_in, C_out // groups, *kernel)``);
+    ``None`` (or ``-1``, as both frameworks read it) normalises the whole weight.
+    ``layer.init(key)`` then draws ``weight_v`` as the framework draws the weight and
+    ``weight_g`` as its norm, as the framework's ``weight_norm`` starts."""
+    if not isinstance(layer, Layer):
+        raise TypeError(f"weight_norm: layer must be a convt.layers.Layer, got {type(layer)!r}")
+    if registry.get(layer.convention).weight_norm is None:
+        having = [c.name for c in registry.conventions() if c.weight_norm is not None]
+        raise ValueError(
+            f"{layer.convention}: the framework has no weight normalisation to reproduce "
+            f"(weight_norm is {' and '.join(having)}'s); fold a normalised weight into "
+            "params['weight'] instead"
+        )
+    if dim is None or dim == -1:
+        return dataclasses.replace(layer, weight_norm=())
+    rank = len(layer.weight_shape)
+    dim = fe.check_int(dim, "dim", layer.convention, minimum=-rank)
+    if dim >= rank:
+        raise ValueError(
+            f"{layer.convention}: weight_norm's dim must be in [-{rank}, {rank}) for a weight "
+            f"of shape {layer.weight_shape} (or None for the whole weight), got {dim}"
+        )
+    return dataclasses.replace(layer, weight_norm=(dim % rank,))
+
+
+def keeps_weight_norm(choice: Any, framework: str) -> bool:
+    """A converter's ``weight_norm`` argument: ``"fold"`` (``False``: the normalised
+    weight folded into ``params["weight"]``) or ``"keep"`` (``True``: ``weight_g`` and
+    ``weight_v`` kept as parameters)."""
+    if choice not in ("fold", "keep"):
+        raise ValueError(f"{framework}: weight_norm must be 'fold' or 'keep', got {choice!r}")
+    return choice == "keep"
 
 
 def canonical_params(

@@ -147,15 +147,23 @@ def module_layer(
     if params is None:
         return layer, layer.init(key, dtype=dtype)
     params = {k: jnp.asarray(v) for k, v in params.items() if v is not None}
-    if params.get("weight", jnp.zeros(())).shape != layer.weight_shape or set(params) - {
-        "weight",
-        "bias",
-    }:
+    if {k: v.shape for k, v in params.items()} != layer.param_shapes:
         raise ValueError(
-            f"{framework}: params must be {{'weight' {layer.weight_shape}, 'bias'}}, got "
+            f"{framework}: params must be {layer.param_shapes} for this layer, got "
             f"{ {k: v.shape for k, v in params.items()} }"
         )
     return layer, params
+
+
+PARAM_NAMES = ("weight", "weight_g", "weight_v", "bias")
+
+
+def held_params(value_of: Callable[[str], Any]) -> dict[str, Any]:
+    """The canonical parameters a layer class holds (``value_of(name)`` its attribute's
+    value, ``None`` where the layer has none: ``weight``, or ``weight_g`` and
+    ``weight_v`` with weight normalisation, and ``bias``)."""
+    values = {name: value_of(name) for name in PARAM_NAMES}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def call_layer(

@@ -29,6 +29,7 @@ from convt.layers import Layer
 from convt.layers._module import (
     IntOrTuple,
     call_layer,
+    held_params,
     explained_arguments,
     module_layer,
     rank_of,
@@ -56,10 +57,17 @@ class ConvTranspose(eqx.Module):
     as that framework does (or from ``params=``, canonical) and computes that
     framework's layer, still on unbatched input.
 
+    With weight normalisation (``layer=convt.layers.weight_norm(...)``, or a converter's
+    ``weight_norm="keep"`` layer and ``params``) the module holds ``weight_g`` and
+    ``weight_v`` instead of ``weight`` (``None``) and computes the weight as the
+    framework's ``weight_norm`` does, so training updates ``g`` and ``v``.
+
     ``method`` picks the lowering (`convt.conv_transpose`), ``dtype`` the parameters'.
     """
 
-    weight: jax.Array
+    weight: jax.Array | None
+    weight_g: jax.Array | None
+    weight_v: jax.Array | None
     bias: jax.Array | None
     layer: Layer = eqx.field(static=True)
     method: str = eqx.field(static=True)
@@ -95,7 +103,9 @@ class ConvTranspose(eqx.Module):
             rank=rank_of(type(self), num_spatial_dims, kernel_size, FRAMEWORK),
             framework=FRAMEWORK,
         )
-        self.weight = drawn["weight"]
+        self.weight = drawn.get("weight")
+        self.weight_g = drawn.get("weight_g")
+        self.weight_v = drawn.get("weight_v")
         self.bias = drawn.get("bias")
         self.method = method
 
@@ -111,9 +121,7 @@ class ConvTranspose(eqx.Module):
         the given layer's framework's layout for ``layer=``); ``key`` is unused
         (equinox's calling convention)."""
         del key
-        params = {"weight": self.weight}
-        if self.bias is not None:
-            params["bias"] = self.bias
+        params = held_params(lambda name: getattr(self, name))
         unbatched = x.ndim == self.layer.ndim + 1
         if unbatched:  # equinox's convention; the frameworks' layers take batches
             x = x[None]

@@ -26,8 +26,10 @@ from flax import nnx
 
 from convt.layers import Layer
 from convt.layers._module import (
+    PARAM_NAMES,
     IntOrTuple,
     call_layer,
+    held_params,
     explained_arguments,
     module_layer,
     rank_of,
@@ -55,6 +57,11 @@ class ConvTranspose(nnx.Module):
     framework's constructor or converter), initialises as that framework does (or from
     ``params=``, canonical) and computes that framework's layer (its input layout
     included).
+
+    With weight normalisation (``layer=convt.layers.weight_norm(...)``, or a converter's
+    ``weight_norm="keep"`` layer and ``params``) the module holds ``weight_g`` and
+    ``weight_v`` instead of ``weight`` and computes the weight as the framework's
+    ``weight_norm`` does, so training updates ``g`` and ``v``.
 
     ``method`` picks the lowering (`convt.conv_transpose`), ``dtype`` the parameters'.
     """
@@ -91,8 +98,8 @@ class ConvTranspose(nnx.Module):
             rank=rank_of(type(self), num_spatial_dims, kernel_size, FRAMEWORK),
             framework=FRAMEWORK,
         )
-        self.weight = nnx.Param(drawn["weight"])
-        self.bias = nnx.Param(drawn["bias"]) if "bias" in drawn else None
+        for name in PARAM_NAMES:
+            setattr(self, name, nnx.Param(drawn[name]) if name in drawn else None)
         self.method = method
 
     def __call__(
@@ -100,10 +107,7 @@ class ConvTranspose(nnx.Module):
     ) -> jax.Array:
         """The layer's output for ``x`` (``(N, C_in, *spatial)`` for torch's arguments;
         the given layer's framework's layout otherwise)."""
-        params = {
-            "weight": self.weight.get_value(),
-            "bias": None if self.bias is None else self.bias.get_value(),
-        }
+        params = held_params(lambda name: _value(getattr(self, name)))
         return call_layer(
             f"{FRAMEWORK}: {type(self).__name__}",
             self.layer,
@@ -113,6 +117,10 @@ class ConvTranspose(nnx.Module):
             method=self.method,
             precision=precision,
         )
+
+
+def _value(param: nnx.Param | None) -> Any:
+    return None if param is None else param.get_value()
 
 
 class ConvTranspose1d(ConvTranspose):
