@@ -359,9 +359,11 @@ def test_equinox_weight_norm_wrapper_is_torchs_on_the_layer_class():
     torch.manual_seed(6)
     module = torch.nn.utils.weight_norm(torch.nn.ConvTranspose1d(6, 4, 8, stride=4, padding=2))
     up = convt.layers.equinox.ConvTranspose1d(6, 4, 8, stride=4, padding=2, key=jax.random.key(0))
-    up = eqx.tree_at(lambda m: (m.weight, m.bias), up, (
-        jnp.asarray(module.weight_v.detach().numpy()), jnp.asarray(module.bias.detach().numpy())
-    ))
+    up = eqx.tree_at(
+        lambda m: (m.weight, m.bias),
+        up,
+        (jnp.asarray(module.weight_v.detach().numpy()), jnp.asarray(module.bias.detach().numpy())),
+    )
     normed = eqx.nn.WeightNorm(up, axis=0)
     normed = eqx.tree_at(lambda m: m.g, normed, jnp.asarray(module.weight_g.detach().numpy()))
     x = np.random.default_rng(7).standard_normal((6, 7)).astype(np.float32)

@@ -2,6 +2,7 @@
 exists and has a docstring (the API reference renders what ``__all__`` lists)."""
 
 import importlib
+import inspect
 import pkgutil
 import subprocess
 import sys
@@ -31,6 +32,27 @@ def test_every_public_module_declares_all(name):
         value = getattr(module, member)
         if callable(value) and getattr(value, "__module__", "").startswith("convt"):
             assert getattr(value, "__doc__", None), f"{name}.{member} has no docstring"
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_every_public_function_is_annotated(name):
+    """Every parameter and the return of each public function carry a type (mypy and
+    pyright check them in CI), so users' type checkers see the API."""
+    module = importlib.import_module(name)
+    unannotated = {}
+    for member in module.__all__:
+        value = getattr(module, member)
+        if not inspect.isfunction(inspect.unwrap(value)) or not getattr(
+            value, "__module__", ""
+        ).startswith("convt"):
+            continue
+        signature = inspect.signature(value)
+        missing = [p for p, v in signature.parameters.items() if v.annotation is v.empty]
+        if signature.return_annotation is signature.empty:
+            missing.append("return")
+        if missing:
+            unannotated[member] = missing
+    assert not unannotated, f"{name}: {unannotated}"
 
 
 def test_import_convt_reaches_every_frontend():

@@ -8,6 +8,7 @@ the framework and its parameter.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import operator
@@ -17,6 +18,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from convt._deprecation import deprecated_positional
 from convt.convention import NotExpressible
@@ -57,7 +59,7 @@ def check_array(value: Any, name: str, framework: str, *, floating: bool = True)
     if value is None:
         return
     reject_non_array(value, name, f"{framework}: ")
-    if not isinstance(value, (jax.Array, np.ndarray, np.generic, jax.core.Tracer)):
+    if not isinstance(value, (jax.Array, np.ndarray, np.generic, Tracer)):
         top = type(value).__module__.split(".")[0]
         if top in FOREIGN_ARRAY_MODULES:
             raise TypeError(
@@ -103,6 +105,12 @@ def int_tuple(
     return values
 
 
+def int_pair(value: Any, name: str, framework: str) -> tuple[int, int]:
+    """A ``(low, high)`` pair of ints (`int_tuple` of two values)."""
+    low, high = int_tuple(value, 2, name, framework, allow_single=False)
+    return low, high
+
+
 @dataclasses.dataclass(frozen=True)
 class Arguments:
     """One framework's parameters of an ``ndim``-D layer, read as the framework reads
@@ -140,7 +148,7 @@ class Arguments:
         """One int, at least ``at_least`` (`check_int`)."""
         return check_int(value, name, self.framework, at_least)
 
-    def at_least(self, values: Sequence[int], minimum: int, name: str) -> None:
+    def at_least(self, values: Sequence[builtins.int], minimum: builtins.int, name: str) -> None:
         """`check_at_least` for this framework."""
         check_at_least(values, minimum, name, self.framework)
 

@@ -89,7 +89,7 @@ def im2col_elements(
         batch, spatial = 1, (16,) * spec.ndim
     else:
         batch = input_shape[0]
-        spatial = [input_shape[a] for a in spec.spatial_axes]
+        spatial = tuple(input_shape[a] for a in spec.spatial_axes)
     width, padded = [], []
     for k, s, d in zip(kernel, spec.stride, spec.dilation):
         period = s // math.gcd(s, d)

@@ -125,7 +125,12 @@ def from_spec(
         input_size,
         kernel_size,
         lambda outsize, pad: _check_outsize(
-            outsize, tuple(input_size), tuple(kernel_size), spec.stride, pad, spec.dilation
+            outsize,
+            tuple(input_size or ()),
+            tuple(kernel_size or ()),
+            spec.stride,
+            pad,
+            spec.dilation,
         ),
     )
     if any(d != 1 for d in spec.dilation):
@@ -343,7 +348,7 @@ def DeconvolutionND(  # noqa: N802 - chainer's name
     )
     if outsize is not None and all(v is None for v in outsize):
         outsize = None  # Deconvolution2D stores (None, None) for "not given"
-    config = dict(
+    config: dict[str, Any] = dict(
         stride=args.ints(stride, "stride"),
         pad=args.ints(pad, "pad"),
         outsize=layers.frozen(outsize),

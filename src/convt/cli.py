@@ -21,7 +21,7 @@ import numpy as np
 from convt import convention as registry
 from convt._frontend import int_tuple
 from convt.convention import Convention, NotExpressible, Option
-from convt.spec import ConvTransposeSpec
+from convt.spec import ConvTransposeSpec, Layout
 
 
 def _padding_value(value: str) -> str | int:
@@ -143,7 +143,7 @@ def format_call(params: dict) -> str:
 
 
 def _other_layout(spec: ConvTransposeSpec) -> ConvTransposeSpec:
-    other = "channels_last" if spec.layout == "channels_first" else "channels_first"
+    other: Layout = "channels_last" if spec.layout == "channels_first" else "channels_first"
     return dataclasses.replace(spec, layout=other)
 
 

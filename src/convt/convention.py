@@ -23,8 +23,10 @@ with one `Convention` named ``CONVENTION``:
   and ``v`` with its own formula (paddle's has an epsilon, torch's has none) and the
   shape it gives ``g``.
 
-Each callable is typed by a Protocol below (`ToSpec`, `FromSpec`, `WeightMap`,
-`BiasMap`, `LayerCall`, `LayerInit`, `WeightNormFold`), whose docstring is the contract.
+Each callable is typed below: by a Protocol where every convention has the same
+signature (`WeightMap`, `BiasMap`, `LayerInit`, `WeightNormFold`), by a documented
+``Callable`` alias where each convention names its own parameters (`ToSpec`,
+`FromSpec`, `LayerCall`); the docstrings are the contract.
 
 The CLI, ``convt translate``, the converters and the tests iterate over
 `conventions()` instead of knowing each framework. Framework modules are imported
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from convt.spec import ConvTransposeSpec
@@ -140,29 +143,18 @@ def identity_bias(bias: Any, *, ndim: int) -> Any:
     return bias
 
 
-class ToSpec(Protocol):
-    """The framework's parameters (by the framework's names, keyword only) to the
-    canonical spec of an ``ndim``-D layer. ``kernel_size`` and ``input_size`` (spatial
-    sizes) are accepted by every convention; those whose crop depends on sizes need them.
-    Raises ``ValueError``/``TypeError`` naming the framework's parameter."""
+ToSpec = Callable[..., ConvTransposeSpec]
+"""``to_spec(ndim, *, kernel_size=None, input_size=None, **params)``: the framework's
+parameters (by the framework's names, keyword only; each convention names its own, so
+the type says only the return) to the canonical spec of an ``ndim``-D layer.
+``kernel_size`` and ``input_size`` (spatial sizes) are accepted by every convention;
+those whose crop depends on sizes need them. Raises ``ValueError``/``TypeError`` naming
+the framework's parameter."""
 
-    def __call__(
-        self,
-        ndim: int,
-        *,
-        kernel_size: Any = None,
-        input_size: Any = None,
-        **params: Any,
-    ) -> ConvTransposeSpec: ...
-
-
-class FromSpec(Protocol):
-    """The framework's parameters for a spec (a dict), or `NotExpressible` saying why
-    there are none; ``kernel_size`` and ``input_size`` as in `ToSpec`."""
-
-    def __call__(
-        self, spec: ConvTransposeSpec, *, kernel_size: Any = None, input_size: Any = None
-    ) -> dict: ...
+FromSpec = Callable[..., dict]
+"""``from_spec(spec, *, kernel_size=None, input_size=None)``: the framework's parameters
+for a spec (a dict), or `NotExpressible` saying why there are none; ``kernel_size`` and
+``input_size`` as in `ToSpec`."""
 
 
 class WeightMap(Protocol):
@@ -178,15 +170,12 @@ class BiasMap(Protocol):
     def __call__(self, bias: Any, *, ndim: int) -> Any: ...
 
 
-class LayerCall(Protocol):
-    """A `convt.layers.Layer`'s forward: the framework's front-end on ``x`` with the
-    weight and bias in the framework's layout, the layer's ``config`` as keyword
-    arguments (with ``output_size`` where the layer takes it at call time) and the
-    lowering options ``method``, ``precision``, ``preferred_element_type``."""
-
-    def __call__(
-        self, x: Any, weight: Any, bias: Any, *, ndim: int, **config: Any
-    ) -> jax.Array: ...
+LayerCall = Callable[..., "jax.Array"]
+"""``layer_call(x, weight, bias, *, ndim, **config)``: a `convt.layers.Layer`'s forward,
+the framework's front-end on ``x`` with the weight and bias in the framework's layout,
+the layer's ``config`` as keyword arguments (with ``output_size`` where the layer takes
+it at call time) and the lowering options ``method``, ``precision``,
+``preferred_element_type``."""
 
 
 class LayerInit(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -80,9 +81,9 @@ def _check_method(method: str, spec: ConvTransposeSpec, weight_shape) -> None:
 
 
 def validate(
-    x_shape,
-    w_shape,
-    b_shape,
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    b_shape: Sequence[int] | None,
     spec: ConvTransposeSpec,
     *,
     framework: str | None = None,
@@ -151,12 +152,16 @@ def _check_output_bytes(shape, dtype, preferred_element_type) -> None:
         )
 
 
-def _promote(x, w, b):
+def _promote(x, w, b) -> tuple[jax.Array, jax.Array, jax.Array | None]:
     arrays = [x, w] if b is None else [x, w, b]
     dtype = jnp.result_type(*arrays)
     if not jnp.issubdtype(dtype, jnp.inexact):
         raise TypeError(f"transposed convolution needs floating-point arrays, got {dtype}")
-    return [jnp.asarray(a, dtype) for a in arrays] + ([None] if b is None else [])
+    return (
+        jnp.asarray(x, dtype),
+        jnp.asarray(w, dtype),
+        None if b is None else jnp.asarray(b, dtype),
+    )
 
 
 def conv_transpose(

@@ -61,13 +61,12 @@ def _padding(padding: Any, ndim: int) -> str | tuple[tuple[int, int], ...]:
             )
         return padding.upper()
     if fe.is_int(padding):
-        return ((int(padding),) * 2,) * ndim
+        return ((int(padding), int(padding)),) * ndim
     if isinstance(padding, Sequence) and len(padding) == ndim:
         if all(isinstance(p, Sequence) and not isinstance(p, str) for p in padding):
             if any(len(p) != 2 for p in padding):
                 raise ValueError(f"equinox: padding pairs must have 2 values, got {padding!r}")
-            flat = fe.int_tuple([v for p in padding for v in p], 2 * ndim, "padding", FRAMEWORK)
-            return tuple(flat[i : i + 2] for i in range(0, 2 * ndim, 2))
+            return tuple(fe.int_pair(list(p), "padding", FRAMEWORK) for p in padding)
         values = fe.int_tuple(list(padding), ndim, "padding", FRAMEWORK)
         return tuple((v, v) for v in values)
     raise ValueError(
@@ -168,7 +167,7 @@ def from_spec(
     return params
 
 
-def weight_to_canonical(weight, *, ndim: int, groups: int):
+def weight_to_canonical(weight: Any, *, ndim: int, groups: int) -> Any:
     """``(C_out, C_in // groups, *k)`` (a forward kernel, used unflipped) -> canonical
     ``(C_in, C_out // groups, *k)``, flipped."""
     shape = jnp.shape(weight)
@@ -178,7 +177,7 @@ def weight_to_canonical(weight, *, ndim: int, groups: int):
     return jnp.flip(w, axis=tuple(range(2, ndim + 2)))
 
 
-def weight_from_canonical(weight, *, ndim: int, groups: int):
+def weight_from_canonical(weight: Any, *, ndim: int, groups: int) -> Any:
     """The inverse of `weight_to_canonical`."""
     shape = jnp.shape(weight)
     c_in, c_out_g, kernel = shape[0], shape[1], shape[2:]
@@ -187,13 +186,13 @@ def weight_from_canonical(weight, *, ndim: int, groups: int):
     return jnp.swapaxes(w, 1, 2).reshape(groups * c_out_g, c_in // groups, *kernel)
 
 
-def bias_to_canonical(bias, *, ndim: int):
+def bias_to_canonical(bias: Any, *, ndim: int) -> Any:
     """``(C_out, 1, ..., 1)`` -> ``(C_out,)``."""
     del ndim
     return jnp.reshape(bias, (-1,))
 
 
-def bias_from_canonical(bias, *, ndim: int):
+def bias_from_canonical(bias: Any, *, ndim: int) -> Any:
     """``(C_out,)`` -> ``(C_out, 1, ..., 1)``, equinox's bias."""
     return jnp.reshape(bias, (-1,) + (1,) * ndim)
 

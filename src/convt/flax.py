@@ -55,12 +55,12 @@ def _lax_padding(padding: Any, ndim: int) -> str | list[tuple[int, int]]:
     if fe.is_int(padding):
         return [(int(padding), int(padding))] * ndim
     if isinstance(padding, Sequence) and len(padding) == ndim:
-        pairs = []
+        pairs: list[tuple[int, int]] = []
         for p in padding:
             if fe.is_int(p):
                 pairs.append((int(p), int(p)))
             elif isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2:
-                pairs.append(tuple(fe.int_tuple(list(p), 2, "padding", FRAMEWORK)))
+                pairs.append(fe.int_pair(list(p), "padding", FRAMEWORK))
             else:
                 break
         if len(pairs) == ndim:
@@ -122,7 +122,9 @@ def from_spec(
     return out
 
 
-def weight_to_canonical(weight, *, ndim: int, groups: int, transpose_kernel: bool = False):
+def weight_to_canonical(
+    weight: Any, *, ndim: int, groups: int, transpose_kernel: bool = False
+) -> Any:
     """``(*k, C_in, C_out)`` (or ``(*k, C_out, C_in)`` with ``transpose_kernel``) ->
     ``(C_in, C_out, *k)``."""
     return convt_lax.weight_to_canonical(
@@ -130,7 +132,9 @@ def weight_to_canonical(weight, *, ndim: int, groups: int, transpose_kernel: boo
     )
 
 
-def weight_from_canonical(weight, *, ndim: int, groups: int, transpose_kernel: bool = False):
+def weight_from_canonical(
+    weight: Any, *, ndim: int, groups: int, transpose_kernel: bool = False
+) -> Any:
     """``(C_in, C_out, *k)`` -> ``(*k, C_in, C_out)`` (or ``(*k, C_out, C_in)`` with
     ``transpose_kernel``)."""
     return convt_lax.weight_from_canonical(

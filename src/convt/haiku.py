@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from convt import _frontend as fe
 from convt import lax as convt_lax
 from convt.convention import Convention, Option
-from convt.spec import ConvTransposeSpec
+from convt.spec import ConvTransposeSpec, Layout
 
 __all__ = [
     "CONVENTION",
@@ -114,7 +114,7 @@ def to_spec(
     stride_ = args.ints(stride, "stride")
     args.at_least(stride_, 1, "stride")
     pads = _lax_padding(padding, output_shape, kernel=kernel, stride=stride_, input_size=input_size)
-    layout = "channels_last" if _channels_last(data_format) else "channels_first"
+    layout: Layout = "channels_last" if _channels_last(data_format) else "channels_first"
     with fe.speaking_as(FRAMEWORK, convt_lax.FRAMEWORK, _RENAMES):
         return convt_lax.to_spec(
             ndim,
@@ -148,13 +148,13 @@ def from_spec(
     )
 
 
-def weight_to_canonical(weight, *, ndim: int, groups: int):
+def weight_to_canonical(weight: Any, *, ndim: int, groups: int) -> Any:
     """``(*k, C_out, C_in)`` read as a forward kernel -> ``(C_in, C_out, *k)``, flipped."""
     del groups
     return jnp.flip(jnp.transpose(weight, (ndim + 1, ndim, *range(ndim))), range(2, ndim + 2))
 
 
-def weight_from_canonical(weight, *, ndim: int, groups: int):
+def weight_from_canonical(weight: Any, *, ndim: int, groups: int) -> Any:
     """``(C_in, C_out, *k)`` -> haiku's ``(*k, C_out, C_in)`` forward kernel, flipped."""
     del groups
     return jnp.transpose(jnp.flip(weight, range(2, ndim + 2)), (*range(2, ndim + 2), 1, 0))
@@ -186,7 +186,7 @@ def conv_transpose(
         w = w * mask
     x = inputs[None] if unbatched else inputs
     channels_last = _channels_last(data_format)
-    layout = "channels_last" if channels_last else "channels_first"
+    layout: Layout = "channels_last" if channels_last else "channels_first"
     kernel = tuple(jnp.shape(w)[:ndim])
     stride_ = fe.int_tuple(stride, ndim, "stride", FRAMEWORK)
     pads = _lax_padding(

@@ -43,7 +43,7 @@ from convt import _frontend as fe
 from convt import layers
 from convt.convention import Convention, Option
 from convt.core import LoweringOptions
-from convt.spec import ConvTransposeSpec, effective_kernel
+from convt.spec import ConvTransposeSpec, Layout, effective_kernel
 from convt.tensorflow import weight_from_canonical, weight_to_canonical
 
 __all__ = [
@@ -111,13 +111,13 @@ def _padding(padding: Any) -> str:
     return padding.lower()
 
 
-def _data_format(data_format: str | None) -> str:
+def _data_format(data_format: str | None) -> Layout:
     data_format = (data_format or "channels_last").lower()  # as keras standardizes it
     if data_format not in DATA_FORMATS:
         raise ValueError(
             f"keras: data_format must be 'channels_last' or 'channels_first', got {data_format!r}"
         )
-    return data_format
+    return "channels_first" if data_format == "channels_first" else "channels_last"
 
 
 @fe.deprecated_positional("strides", "padding", "output_padding", "data_format", "dilation_rate")
@@ -524,7 +524,7 @@ def _layer(
         ndim=ndim,
         out_channels_name="filters",
     )
-    config = dict(
+    config: dict[str, Any] = dict(
         strides=args.ints(strides, "strides"),
         padding=_padding(padding),
         output_padding=(

@@ -40,7 +40,7 @@ from jax import lax as jax_lax
 from convt import _frontend as fe
 from convt.convention import Convention, NotExpressible, Option
 from convt.core import LoweringOptions
-from convt.spec import ConvTransposeSpec, effective_kernel
+from convt.spec import ConvTransposeSpec, Layout, effective_kernel
 
 __all__ = [
     "CONVENTION",
@@ -114,7 +114,7 @@ def _pairs(padding: Any, n: int) -> tuple[tuple[int, int], ...]:
         raise ValueError(
             f"jax.lax: padding needs one (low, high) pair per spatial axis ({n}), got {padding!r}"
         )
-    return tuple(tuple(fe.int_tuple(p, 2, "padding", FRAMEWORK)) for p in padding)
+    return tuple(fe.int_pair(p, "padding", FRAMEWORK) for p in padding)
 
 
 def _transpose_padding(k_eff: int, s: int, padding) -> tuple[int, int]:
@@ -131,7 +131,7 @@ def _transpose_padding(k_eff: int, s: int, padding) -> tuple[int, int]:
     return low, total - low
 
 
-def _layout_of(dimension_numbers: Any, ndim: int) -> str:
+def _layout_of(dimension_numbers: Any, ndim: int) -> Layout:
     """The canonical layout ``conv_transpose`` computes in for these dimension numbers."""
     if dimension_numbers is None:
         return "channels_last"
@@ -227,7 +227,7 @@ def from_spec(
         (effective_kernel(k, d) - 1 - lo, effective_kernel(k, d) - 1 - hi)
         for k, d, (lo, hi) in zip(kernel_size, spec.dilation, spec.crop)
     ]
-    params = dict(strides=tuple(spec.stride), padding=pads)
+    params: dict[str, Any] = dict(strides=tuple(spec.stride), padding=pads)
     if any(d != 1 for d in spec.dilation):
         params["rhs_dilation"] = tuple(spec.dilation)
     if spec.layout != "channels_last":
@@ -241,7 +241,7 @@ def _canonical_operands(lhs, rhs, dn: jax_lax.ConvDimensionNumbers, transpose_ke
     spatial = list(dn.lhs_spec[2:])
     if spatial == sorted(spatial) and dn.lhs_spec[0] == 0 and dn.lhs_spec[1] in (1, n + 1):
         x = lhs
-        layout = "channels_first" if dn.lhs_spec[1] == 1 else "channels_last"
+        layout: Layout = "channels_first" if dn.lhs_spec[1] == 1 else "channels_last"
     else:  # spatial axes out of order: bring them to (N, C, *spatial)
         x = jnp.transpose(lhs, dn.lhs_spec)
         layout = "channels_first"
@@ -331,7 +331,9 @@ def _to_out_layout(y, dn: jax_lax.ConvDimensionNumbers, layout: str):
     return jnp.transpose(y, order)
 
 
-def weight_to_canonical(weight, *, ndim: int, groups: int, transpose_kernel: bool = False):
+def weight_to_canonical(
+    weight: Any, *, ndim: int, groups: int, transpose_kernel: bool = False
+) -> Any:
     """An ``HWIO``-style kernel (spatial, then I, then O; the default layout) to
     ``(C_in, C_out, *k)``: flipped and swapped unless ``transpose_kernel``."""
     del groups
@@ -340,7 +342,9 @@ def weight_to_canonical(weight, *, ndim: int, groups: int, transpose_kernel: boo
     )
 
 
-def weight_from_canonical(weight, *, ndim: int, groups: int, transpose_kernel: bool = False):
+def weight_from_canonical(
+    weight: Any, *, ndim: int, groups: int, transpose_kernel: bool = False
+) -> Any:
     """``(C_in, C_out, *k)`` to the default ``HWIO``-style kernel (the inverse)."""
     del groups
     kernel = (

@@ -336,7 +336,7 @@ def _layer(
         kernel_size=kernel_size,
         ndim=ndim,
     )
-    config = dict(
+    config: dict[str, Any] = dict(
         stride=args.ints(stride, "stride"),
         padding=args.ints(padding, "padding"),
         output_padding=args.ints(output_padding, "output_padding"),

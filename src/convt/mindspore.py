@@ -68,6 +68,7 @@ IntOrTuple = int | Sequence[int]
 
 def _pad_pairs(padding: Any, ndim: int, pad_mode: str) -> tuple[tuple[int, int], ...]:
     """``padding`` as ``(before, after)`` per spatial axis."""
+    flat: tuple[int, ...]
     if ndim == 1:
         flat = (fe.check_int(padding, "padding", FRAMEWORK, minimum=0),) * 2
     elif fe.is_int(padding):
@@ -260,7 +261,7 @@ def from_spec(
     return params
 
 
-def weight_to_canonical(weight, *, ndim: int, groups: int):
+def weight_to_canonical(weight: Any, *, ndim: int, groups: int) -> Any:
     """``nn.Conv1dTranspose``'s stored ``(C_in, C_out // group, 1, k)`` -> ``(C_in,
     C_out // group, k)``; other weights are canonical already."""
     del groups
@@ -306,10 +307,14 @@ def _conv_transpose(
             f"mindspore: group={spec.groups} must divide the x channels ({jnp.shape(x)[1]})"
         )
     out = spec.output_spatial_shape(fe.spatial_shape(x, ndim), jnp.shape(weight)[2:])
-    if min(out) == 0:  # MindSpore returns an empty array (a negative length is an error)
-        y = fe.cropped_to_nothing(
-            x, weight, spec, FRAMEWORK, padding, options.preferred_element_type
-        )
+    # MindSpore returns an empty array (a negative length is an error)
+    empty = (
+        fe.cropped_to_nothing(x, weight, spec, FRAMEWORK, padding, options.preferred_element_type)
+        if min(out) == 0
+        else None
+    )
+    if empty is not None:
+        y = empty
     else:
         y = fe.call(
             x,

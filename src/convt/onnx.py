@@ -29,7 +29,8 @@ Inputs are ``(N, C, *spatial)`` (ONNX is channels-first), weights ``(C, M / grou
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -343,7 +344,7 @@ def _attributes_of(node: Any) -> dict:
 
 def from_node(
     node: Any, initializers: Mapping[str, Any] | Sequence[Any] | None = None, **options: Any
-):
+) -> tuple[Callable[..., jax.Array], Any, Any]:
     """``(call, W, B)`` for a ``ConvTranspose`` node: ``call(X, W, B)`` runs it with the
     node's attributes (static), ``W`` and ``B`` come from ``initializers`` (a mapping of
     name to ``TensorProto`` or array, or a graph's ``initializer`` list) when the node's
@@ -390,7 +391,7 @@ def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[d
     from convt._onnx_graph import Graph
 
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        model = onnx.load(model)
+        model = onnx.load(os.fsdecode(model))
     graph = model.graph if hasattr(model, "graph") else model
     reader = Graph(graph)
     found = {}
@@ -402,10 +403,10 @@ def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[d
         kept = reader.weight_norm(inputs[1])
         if kept is not None:  # weight norm's g and v stay parameters
             g_name, v_name, weight_norm = kept
-            weight = reader.initializer(v_name)
-            weight_g = reader.initializer(g_name)
+            weight = reader.evaluate(v_name, owner=name, role="W")
+            weight_g = reader.evaluate(g_name, owner=name, role="W")
         else:
-            weight_norm = None
+            weight_norm, weight_g = None, None
             weight = reader.evaluate(inputs[1], owner=name, role="W")
         bias = reader.evaluate(inputs[2], owner=name, role="B") if inputs[2] else None
         attrs = _attributes_of(node)

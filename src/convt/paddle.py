@@ -36,7 +36,7 @@ from convt import _frontend as fe
 from convt import layers
 from convt.convention import Convention, Option, WeightNorm, calls_by_rank, standard_options
 from convt.core import LoweringOptions
-from convt.spec import ConvTransposeSpec
+from convt.spec import ConvTransposeSpec, Layout
 
 __all__ = [
     "CONVENTION",
@@ -79,8 +79,9 @@ def _parse_padding(padding: Any, ndim: int, data_format: str) -> str | tuple[tup
                 f"paddle: unknown padding {padding!r}: it can only be 'SAME' or 'VALID'"
             )
         return upper
+    pairs: tuple[tuple[int, int], ...]
     if fe.is_int(padding):
-        pairs = ((int(padding),) * 2,) * ndim
+        pairs = ((int(padding), int(padding)),) * ndim
     elif (
         isinstance(padding, Sequence)
         and len(padding) > 0
@@ -92,20 +93,20 @@ def _parse_padding(padding: Any, ndim: int, data_format: str) -> str | tuple[tup
                 f"spatial axes in data_format order), got {padding!r}"
             )
         flat = fe.int_tuple([v for p in padding for v in p], 2 * ndim + 4, "padding", FRAMEWORK)
-        pairs = [flat[i : i + 2] for i in range(0, len(flat), 2)]
+        every_axis = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
         channel = 1 if data_format.startswith("NC") else ndim + 1
-        if any(pairs[0]) or any(pairs[channel]):
+        if any(every_axis[0]) or any(every_axis[channel]):
             raise ValueError(
                 f"paddle: non-zero padding {padding!r} in the batch or channel dimensions is "
                 "not supported"
             )
-        pairs = tuple(p for i, p in enumerate(pairs) if i not in (0, channel))
+        pairs = tuple(p for i, p in enumerate(every_axis) if i not in (0, channel))
     elif isinstance(padding, Sequence) and not isinstance(padding, str):
         values = fe.int_tuple(padding, len(padding), "padding", FRAMEWORK) if len(padding) else ()
         if len(values) == ndim:
             pairs = tuple((v, v) for v in values)
         elif len(values) == 2 * ndim:
-            pairs = tuple(values[i : i + 2] for i in range(0, 2 * ndim, 2))
+            pairs = tuple((values[i], values[i + 1]) for i in range(0, 2 * ndim, 2))
         else:
             raise ValueError(
                 f"paddle: padding needs {ndim} or {2 * ndim} ints for {ndim} spatial axes, got "
@@ -115,7 +116,7 @@ def _parse_padding(padding: Any, ndim: int, data_format: str) -> str | tuple[tup
         raise TypeError(f"paddle: padding must be an int, a list or a string, got {padding!r}")
     if any(v < 0 for pair in pairs for v in pair):
         raise ValueError(f"paddle: padding must be >= 0, got {padding!r}")
-    return tuple(tuple(p) for p in pairs)
+    return pairs
 
 
 def _same_pads(
@@ -184,12 +185,14 @@ def to_spec(
     needs_sizes = pads == "SAME" or output_size is not None
     if needs_sizes and (kernel_size is None or input_size is None):
         raise ValueError("paddle: 'SAME' padding and output_size need kernel_size and input_size")
-    kernel = args.ints(kernel_size, "kernel_size") if needs_sizes else None
+    kernel = args.ints(kernel_size, "kernel_size") if needs_sizes else ()
+    sizes_in: Sequence[int] = () if input_size is None else input_size
     if pads == "SAME":
-        pads, dilation = _same_pads(input_size, kernel, stride), (1,) * ndim
+        pads, dilation = _same_pads(sizes_in, kernel, stride), (1,) * ndim
     elif pads == "VALID":
         pads = ((0, 0),) * ndim
-    layout = "channels_last" if channels_last else "channels_first"
+    assert not isinstance(pads, str)
+    layout: Layout = "channels_last" if channels_last else "channels_first"
     crop = tuple((lo, hi - op) for (lo, hi), op in zip(pads, output_padding))
     spec = ConvTransposeSpec(
         stride=stride, dilation=dilation, crop=crop, groups=groups, layout=layout
@@ -197,8 +200,8 @@ def to_spec(
     if output_size is None:
         return spec
     sizes = _output_sizes(output_size, ndim)
-    fe.check_size_range(sizes, spec.output_spatial_shape(input_size, kernel), stride, FRAMEWORK)
-    full = spec.full_spatial_shape(input_size, kernel)
+    fe.check_size_range(sizes, spec.output_spatial_shape(sizes_in, kernel), stride, FRAMEWORK)
+    full = spec.full_spatial_shape(sizes_in, kernel)
     return ConvTransposeSpec(
         stride=stride,
         dilation=dilation,
@@ -220,7 +223,7 @@ def from_spec(
     A right extension (negative ``hi``) becomes ``output_padding`` (below the stride).
     """
     del input_size, kernel_size
-    pads = []
+    pads: list[int] = []
     for (lo, hi), s in zip(spec.crop, spec.stride):
         fe.require(
             lo >= 0, FRAMEWORK, f"padding cannot be negative (crop lo={lo} extends on the left)"
@@ -233,11 +236,10 @@ def from_spec(
         )
         pads += [lo, hi + op]
     output_padding = [max(0, -hi) for _, hi in spec.crop]
+    padding: int | tuple[int, ...] | list[int] = pads
     if all(a == b for a, b in zip(pads[::2], pads[1::2])):
         padding = fe.per_axis_value(pads[::2])
-    else:
-        padding = pads
-    params = dict(stride=fe.per_axis_value(spec.stride), padding=padding)
+    params: dict[str, Any] = dict(stride=fe.per_axis_value(spec.stride), padding=padding)
     if any(output_padding):
         params["output_padding"] = fe.per_axis_value(output_padding)
     params.update(
@@ -468,7 +470,7 @@ def _layer(
         ndim=ndim,
     )
     data_format = data_format or DATA_FORMATS[ndim][0]
-    config = dict(
+    config: dict[str, Any] = dict(
         stride=args.ints(stride, "stride"),  # as the layer stores them
         padding=layers.frozen(padding),
         output_padding=layers.frozen(output_padding),

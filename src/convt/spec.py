@@ -17,7 +17,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import jax
+from jax.core import Tracer
 
 from convt._deprecation import deprecated_positional
 
@@ -39,10 +39,10 @@ def effective_kernel(k: int, dilation: int) -> int:
 
 def is_int(value: object) -> bool:
     """True for Python and numpy integers (anything with ``__index__``), not for bools."""
-    if isinstance(value, bool) or isinstance(value, jax.core.Tracer):
+    if isinstance(value, bool) or isinstance(value, Tracer):
         return False
     try:
-        operator.index(value)
+        operator.index(value)  # type: ignore[arg-type]  # the check is the call
     except TypeError:
         return False
     return True
@@ -54,8 +54,8 @@ def not_an_int(value: Any, name: str, prefix: str = "") -> TypeError:
     A traced value means the user passed a static parameter as a ``jax.jit`` argument.
     """
     message = f"{prefix}{name} must be an int or a sequence of ints, got {value!r}"
-    if isinstance(value, jax.core.Tracer) or (
-        isinstance(value, (tuple, list)) and any(isinstance(v, jax.core.Tracer) for v in value)
+    if isinstance(value, Tracer) or (
+        isinstance(value, (tuple, list)) and any(isinstance(v, Tracer) for v in value)
     ):
         message = (
             f"{prefix}{name} must be a static Python int (or a tuple of ints), got a traced "
@@ -162,7 +162,7 @@ class ConvTransposeSpec:
         (symmetric), or one ``(lo, hi)`` pair per axis.
         """
 
-        def per_axis(value, name):
+        def per_axis(value: Any, name: str) -> tuple[Any, ...]:
             if is_int(value):
                 return (operator.index(value),) * ndim
             try:
@@ -175,8 +175,7 @@ class ConvTransposeSpec:
 
         if not is_int(ndim) or ndim < 0:
             raise ValueError(f"ndim must be a non-negative int, got {ndim!r}")
-        crops = per_axis(crop, "crop")
-        crops = tuple((c, c) if is_int(c) else tuple(c) for c in crops)
+        crops = tuple((c, c) if is_int(c) else tuple(c) for c in per_axis(crop, "crop"))
         return cls(
             stride=per_axis(stride, "stride"),
             dilation=per_axis(dilation, "dilation"),

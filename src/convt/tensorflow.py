@@ -29,7 +29,7 @@ import numpy as np
 from convt import _frontend as fe
 from convt.convention import Convention, Option
 from convt.core import LoweringOptions
-from convt.spec import ConvTransposeSpec, effective_kernel, full_length
+from convt.spec import ConvTransposeSpec, Layout, effective_kernel, full_length
 
 __all__ = [
     "CONVENTION",
@@ -51,7 +51,8 @@ def _per_axis(value: Any, ndim: int, name: str, channels_last: bool) -> tuple[in
     batch and channel entries then 1)."""
     if fe.is_int(value):
         return (int(value),) * ndim
-    values = fe.int_tuple(list(value), len(list(value)), name, FRAMEWORK) if value else ()
+    items = list(value) if value else []
+    values = fe.int_tuple(items, len(items), name, FRAMEWORK)
     if len(values) == 1:
         return values * ndim
     if len(values) == ndim:
@@ -68,7 +69,7 @@ def _per_axis(value: Any, ndim: int, name: str, channels_last: bool) -> tuple[in
     )
 
 
-def _padding(padding: Any, ndim: int, channels_last: bool):
+def _padding(padding: Any, ndim: int, channels_last: bool) -> str | tuple[tuple[int, int], ...]:
     """``"SAME"``, ``"VALID"`` or one ``(before, after)`` pair per spatial axis."""
     if isinstance(padding, str):
         if padding not in ("SAME", "VALID"):
@@ -90,14 +91,14 @@ def _padding(padding: Any, ndim: int, channels_last: bool):
             f"dimension of the input, got {padding!r}"
         )
     flat = fe.int_tuple([v for p in pairs for v in p], 2 * ndim + 4, "padding", FRAMEWORK)
-    pairs = [flat[i : i + 2] for i in range(0, len(flat), 2)]
+    every_axis = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
     channel = ndim + 1 if channels_last else 1
-    if any(pairs[0]) or any(pairs[channel]):
+    if any(every_axis[0]) or any(every_axis[channel]):
         raise ValueError(
             f"tensorflow: padding in the batch and channel dimensions must be zero, got {padding!r}"
         )
-    fe.check_at_least([v for p in pairs for v in p], 0, "padding", FRAMEWORK)
-    return tuple(p for i, p in enumerate(pairs) if i not in (0, channel))
+    fe.check_at_least(flat, 0, "padding", FRAMEWORK)
+    return tuple(p for i, p in enumerate(every_axis) if i not in (0, channel))
 
 
 def _forward_output(O: int, k_e: int, s: int, padding, pair) -> int:  # noqa: N803
@@ -153,7 +154,7 @@ def to_spec(
     crop = []
     for axis in range(ndim):
         k_e = effective_kernel(kernel[axis], dilation[axis])
-        pair = None if isinstance(pads, str) else pads[axis]
+        pair = (0, 0) if isinstance(pads, str) else pads[axis]
         forward = _forward_output(out[axis], k_e, stride[axis], pads, pair)
         if forward != n_in[axis]:
             raise ValueError(
@@ -165,10 +166,10 @@ def to_spec(
             total = max((-(-out[axis] // stride[axis]) - 1) * stride[axis] + k_e - out[axis], 0)
             before = total // 2
         else:
-            before = 0 if pads == "VALID" else pair[0]
+            before = pair[0]
         full = full_length(n_in[axis], kernel[axis], stride[axis], dilation[axis])
         crop.append((before, full - before - out[axis]))
-    layout = "channels_last" if channels_last else "channels_first"
+    layout: Layout = "channels_last" if channels_last else "channels_first"
     return ConvTransposeSpec(
         stride=stride, dilation=dilation, crop=tuple(crop), groups=1, layout=layout
     )
@@ -209,13 +210,13 @@ def from_spec(
     return params
 
 
-def weight_to_canonical(weight, *, ndim: int, groups: int):
+def weight_to_canonical(weight: Any, *, ndim: int, groups: int) -> Any:
     """``[*k, out, in]`` -> ``(in, out, *k)``."""
     del groups
     return jnp.transpose(weight, (ndim + 1, ndim, *range(ndim)))
 
 
-def weight_from_canonical(weight, *, ndim: int, groups: int):
+def weight_from_canonical(weight: Any, *, ndim: int, groups: int) -> Any:
     """``(in, out, *k)`` -> ``[*k, out, in]``."""
     del groups
     return jnp.transpose(weight, (*range(2, ndim + 2), 1, 0))

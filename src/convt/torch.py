@@ -401,7 +401,7 @@ def ConvTransposeNd(  # noqa: N802 - torch's name (torch.nn.modules.conv._ConvTr
         kernel_size=kernel_size,
         ndim=ndim,
     )
-    config = dict(
+    config: dict[str, Any] = dict(
         stride=args.ints(stride, "stride"),
         padding=args.ints(padding, "padding"),
         output_padding=args.ints(output_padding, "output_padding"),
@@ -540,7 +540,7 @@ def _to_jax(tensor):
     return jnp.asarray(tensor.numpy())
 
 
-def effective_weight(module):
+def effective_weight(module: Any) -> Any:
     """The weight ``module``'s forward uses, as a torch tensor: ``weight_norm`` (the
     ``weight_g``/``weight_v`` hook and the ``parametrizations.weight.original0/1`` form)
     and ``spectral_norm`` (hook and parametrization; eval mode) folded in exactly as
@@ -595,7 +595,7 @@ def _is_conv_transpose(module) -> bool:
     return isinstance(module, torch.nn.modules.conv._ConvTransposeNd)
 
 
-def from_module(module, *, weight_norm: str = "fold") -> tuple[dict, Layer]:
+def from_module(module: Any, *, weight_norm: str = "fold") -> tuple[dict, Layer]:
     """``(params, layer)`` for a ``torch.nn.ConvTranspose{1,2,3}d``.
 
     ``params`` is ``{"weight", "bias"}`` as JAX arrays (the bias only if the module has
@@ -648,7 +648,7 @@ def from_module(module, *, weight_norm: str = "fold") -> tuple[dict, Layer]:
     return params, layer
 
 
-def from_model(model, *, weight_norm: str = "fold") -> dict[str, tuple[dict, Layer]]:
+def from_model(model: Any, *, weight_norm: str = "fold") -> dict[str, tuple[dict, Layer]]:
     """``{path: (params, layer)}`` for every transposed convolution in ``model``, keyed
     as ``model.named_modules()`` names them (``"decoder.up.3"``); ``weight_norm`` as in
     `from_module`."""

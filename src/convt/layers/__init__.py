@@ -152,8 +152,10 @@ class Layer:
         as the framework shapes ``g``."""
         kept = self.weight_norm or ()
         norm = _norm(v, kept)
-        return norm if self._weight_normalisation().keeps_rank else norm.reshape(
-            tuple(v.shape[a] for a in kept)
+        return (
+            norm
+            if self._weight_normalisation().keeps_rank
+            else norm.reshape(tuple(v.shape[a] for a in kept))
         )
 
     def canonical_weight(self, params: Mapping[str, Any]) -> jax.Array:

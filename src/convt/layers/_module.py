@@ -128,6 +128,8 @@ def module_layer(
             )
         from convt import torch as convt_torch
 
+        assert key is not None  # with params None: checked above
+
         torch_layer = convt_torch.ConvTransposeNd(rank, **torch_arguments)
         return torch_layer, torch_layer.init(key, dtype=dtype)
     given = [name for name in required if torch_arguments[name] is not None]
@@ -145,6 +147,7 @@ def module_layer(
     if rank is not None and rank != layer.ndim:
         raise ValueError(f"{framework}: a {rank}-D layer class was given a {layer.ndim}-D layer")
     if params is None:
+        assert key is not None  # checked above
         return layer, layer.init(key, dtype=dtype)
     params = {k: jnp.asarray(v) for k, v in params.items() if v is not None}
     if {k: v.shape for k, v in params.items()} != layer.param_shapes:

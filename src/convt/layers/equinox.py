@@ -29,8 +29,8 @@ from convt.layers import Layer
 from convt.layers._module import (
     IntOrTuple,
     call_layer,
-    held_params,
     explained_arguments,
+    held_params,
     module_layer,
     rank_of,
     torch_arguments,

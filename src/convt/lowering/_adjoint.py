@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -74,7 +75,13 @@ def _adjoint_weight_term(
     return crop_axes(y, spec, rest)
 
 
-def adjoint(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+def adjoint(
+    x: jax.Array,
+    w: jax.Array,
+    spec: ConvTransposeSpec,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
     """The transposed convolution as the adjoint of `_strided_conv` ``C``, with the
     three convolutions torch's CUDA path runs (without bias).
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -41,7 +43,13 @@ def _shifted_term(products, window, plans, spatial):
     return lax.pad(term, jnp.zeros((), term.dtype), config) if any(map(any, config)) else term
 
 
-def col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+def col2im(
+    x: jax.Array,
+    w: jax.Array,
+    spec: ConvTransposeSpec,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
     """Sub-pixel decomposition with the product first: one GEMM, then overlap-adds.
 
     ``prod[v, c, j] = sum_i x[v, i] * w[i, c, j]`` contracts only the input channels:

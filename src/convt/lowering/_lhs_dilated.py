@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import jax
 import jax.numpy as jnp
 
 from convt.lowering._record import Lowering
@@ -9,7 +12,13 @@ from convt.lowering._xla import conv, crop_axes, regroup_kernel, within_reach
 from convt.spec import ConvTransposeSpec
 
 
-def lhs_dilated(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+def lhs_dilated(
+    x: jax.Array,
+    w: jax.Array,
+    spec: ConvTransposeSpec,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
     """The reference lowering of the canonical spec (without bias).
 
     An axis whose convolution would get no low padding gets one, cropped again

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -18,7 +20,13 @@ def stamps_apart(kernel: Sequence[int], spec: ConvTransposeSpec) -> bool:
     return all(effective_kernel(k, d) <= s for k, s, d in zip(kernel, spec.stride, spec.dilation))
 
 
-def matmul(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+def matmul(
+    x: jax.Array,
+    w: jax.Array,
+    spec: ConvTransposeSpec,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
     """One matrix product and a depth-to-space, then the crop (without bias).
 
     Needs stamps that do not overlap: the dilated kernel within the stride on every axis

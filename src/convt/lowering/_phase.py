@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -21,7 +23,13 @@ from convt.lowering._xla import (
 from convt.spec import ConvTransposeSpec
 
 
-def phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+def phase_conv(
+    x: jax.Array,
+    w: jax.Array,
+    spec: ConvTransposeSpec,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
     """The sub-pixel decomposition as one stride-1 convolution for all phases,
     interleaved (without bias), differentiated by JAX: its input and weight gradients
     are convolutions too, with the phase kernel's window and no zero-stuffing, grouped
@@ -65,7 +73,13 @@ def phase_conv(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_
     return assemble(z, spec, plans, output_lengths(x, w, spec))
 
 
-def phase(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+def phase(
+    x: jax.Array,
+    w: jax.Array,
+    spec: ConvTransposeSpec,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
     """Sub-pixel decomposition: a stride-1 convolution forward, a GEMM weight gradient.
 
     XLA's CPU backend computes a convolution's weight gradient 10 to 40 times slower

@@ -6,8 +6,9 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -17,7 +18,13 @@ from convt.lowering._xla import grouped_matmul, output_lengths, reshape
 from convt.spec import ConvTransposeSpec
 
 
-def phase_gemm(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+def phase_gemm(
+    x: jax.Array,
+    w: jax.Array,
+    spec: ConvTransposeSpec,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
     """Sub-pixel decomposition as one (group-batched) matrix product over tap windows.
 
     The windows (a small im2col: ``prod(width)`` shifted views of the input) meet every
@@ -79,7 +86,7 @@ def _flat_grid(padded: Sequence[int], plans, stride) -> _FlatGrid:
         offset([p.shift[r] for p, r in zip(plans, rho)])
         for rho in itertools.product(*(range(s) for s in stride))
     )
-    rows_out = plans[0].count * steps[0] if plans else 1  # no spatial axes: one column
+    rows_out = plans[0].outputs_per_phase * steps[0] if plans else 1  # no spatial axes: one column
     columns = max(phase_offsets) + rows_out
     tail = max(0, max(tap_offsets) + columns - math.prod(padded))
     return _FlatGrid(tap_offsets, phase_offsets, columns, rows_out, tail)
@@ -149,7 +156,7 @@ def _phase_gemm_flat(x, w, spec: ConvTransposeSpec, precision, preferred_element
         ],
         axis=1,
     )
-    counts = [p.count for p in plans]
+    counts = [p.outputs_per_phase for p in plans]
     grid_shape = (counts[0], *padded[1:]) if n else ()  # the output rows on the padded grid
     z = reshape(z, (groups, *spec.stride, c_out_g, batch, *grid_shape))
     z = lax.slice(z, (0,) * z.ndim, (*z.shape[: n + 3], *counts))  # (g, *P, c, N, *Q)

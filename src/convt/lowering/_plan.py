@@ -29,7 +29,7 @@ class AxisPlan(NamedTuple):
     start: int  # input index read by z[0] at tap 0 (the negated low padding)
     shift: tuple[int, ...]  # per phase: where its outputs start in z
     reduced: int  # spacing of a phase's taps in the input: dilation // gcd(stride, dilation)
-    count: int  # outputs per phase: ceil(length / stride)
+    outputs_per_phase: int  # ceil(length / stride): ceil(length / stride)
 
     @property
     def width(self) -> int:
@@ -37,7 +37,7 @@ class AxisPlan(NamedTuple):
 
     @property
     def z_length(self) -> int:
-        return self.count + max(self.shift)
+        return self.outputs_per_phase + max(self.shift)
 
     def padding(self, n: int) -> tuple[int, int]:
         """Low and high padding of the input (negative crops) for ``z``."""
@@ -55,12 +55,13 @@ def axis_plan(k: int, stride: int, dilation: int, lo: int, length: int) -> AxisP
     """
     g = math.gcd(stride, dilation)
     period, reduced = stride // g, dilation // g
-    rows, offsets = [], []
+    rows: list[list[int]] = []
+    offsets: list[int | None] = []
     for rho in range(stride):
         residue, shift = (rho + lo) % stride, (rho + lo) // stride
         first = next((j for j in range(min(k, period)) if (j * dilation) % stride == residue), None)
         taps = [] if first is None else list(range(first, k, period))
-        if taps:
+        if first is not None:
             base = (residue - first * dilation) // stride
             offsets.append(shift + base - (len(taps) - 1) * reduced)
         else:
@@ -72,8 +73,8 @@ def axis_plan(k: int, stride: int, dilation: int, lo: int, length: int) -> AxisP
         table[rho, : len(row)] = row
     live = [o for o in offsets if o is not None]
     start = min(live) if live else 0
-    shift = tuple(0 if o is None else o - start for o in offsets)
-    return AxisPlan(table, start, shift, reduced, -(-length // stride))
+    shifts = tuple(0 if o is None else o - start for o in offsets)
+    return AxisPlan(table, start, shifts, reduced, -(-length // stride))
 
 
 def axis_plans(x, w, spec) -> list[AxisPlan]:
@@ -142,7 +143,9 @@ def deskew(z, plan: AxisPlan, space_axis: int, phase_axis: int):
     so the transpose (the backward pass) is pads and adds, not a scatter.
     """
     if len(set(plan.shift)) == 1:
-        return lax.slice_in_dim(z, plan.shift[0], plan.shift[0] + plan.count, axis=space_axis)
+        return lax.slice_in_dim(
+            z, plan.shift[0], plan.shift[0] + plan.outputs_per_phase, axis=space_axis
+        )
     pieces, rho = [], 0
     while rho < len(plan.shift):
         end = rho
@@ -150,7 +153,9 @@ def deskew(z, plan: AxisPlan, space_axis: int, phase_axis: int):
             end += 1
         piece = lax.slice_in_dim(z, rho, end + 1, axis=phase_axis)
         shift = plan.shift[rho]
-        pieces.append(lax.slice_in_dim(piece, shift, shift + plan.count, axis=space_axis))
+        pieces.append(
+            lax.slice_in_dim(piece, shift, shift + plan.outputs_per_phase, axis=space_axis)
+        )
         rho = end + 1
     return jnp.concatenate(pieces, axis=phase_axis)
 
@@ -164,7 +169,7 @@ def assemble(z, spec, plans, lengths):
     # (N, Q_1..Q_N, g, P_1..P_N, c) -> (N, Q_1, P_1, ..., Q_N, P_N, g, c)
     interleaved = [ax for a in range(n) for ax in (1 + a, n + 2 + a)]
     z = jnp.transpose(z, (0, *interleaved, n + 1, 2 * n + 2))
-    sizes = [p.count * s for p, s in zip(plans, spec.stride)]
+    sizes = [p.outputs_per_phase * s for p, s in zip(plans, spec.stride)]
     z = reshape(z, (batch, *sizes, groups * c_out_g))
     z = lax.slice(z, (0,) * z.ndim, (batch, *lengths, groups * c_out_g))
     return z if spec.layout == "channels_last" else jnp.moveaxis(z, -1, 1)

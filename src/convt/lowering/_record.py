@@ -31,6 +31,7 @@ class Values(Protocol):
         x: jax.Array,
         w: jax.Array,
         spec: ConvTransposeSpec,
+        /,
         precision: Any = None,
         preferred_element_type: Any = None,
     ) -> jax.Array: ...

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from convt.lowering._plan import assemble, axis_plans, padded_input, phase_kernel, tap_windows
@@ -14,7 +18,13 @@ from convt.spec import ConvTransposeSpec
 _TAPSUM_CHANNELS = 8  # tapsum multiplies per output channel up to this many (phases x multipliers)
 
 
-def tapsum(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+def tapsum(
+    x: jax.Array,
+    w: jax.Array,
+    spec: ConvTransposeSpec,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
     """Depthwise phase decomposition as a sum of shifted products (``C_in == groups``)."""
     del precision  # elementwise products are exact in the input precision
     plans = axis_plans(x, w, spec)
@@ -29,19 +39,17 @@ def tapsum(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type
         # window by one weight per group, and the transposes are products too
         # (broadcasting the windows over the output channels made XLA materialise the
         # broadcasts and reduce over them in the backward)
-        outputs = []
-        for q in range(kernel.shape[-1]):
-            z = None
-            for t, window in enumerate(windows):
-                term = window * kernel[:, t, q]
-                z = term if z is None else z + term
-            outputs.append(z)
+        outputs = [
+            functools.reduce(
+                operator.add, (window * kernel[:, t, q] for t, window in enumerate(windows))
+            )
+            for q in range(kernel.shape[-1])
+        ]
         z = jnp.stack(outputs, axis=-1)  # (N, *Z, g, P * c)
     else:  # many phases or multipliers: T broadcast products compile much faster
-        z = None
-        for t, window in enumerate(windows):
-            term = window[..., None] * kernel[:, t]
-            z = term if z is None else z + term
+        z = functools.reduce(
+            operator.add, (window[..., None] * kernel[:, t] for t, window in enumerate(windows))
+        )
     z = reshape(z, (*z.shape[: n + 2], *spec.stride, w.shape[1]))
     return assemble(z, spec, plans, output_lengths(x, w, spec))
 

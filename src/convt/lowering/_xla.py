@@ -107,7 +107,8 @@ def within_reach(padding: tuple[int, int], reach: int) -> tuple[int, int]:
     it blocks cuDNN's backward-data path on GPU; beyond the reach the input-gradient
     convolution JAX derives has negative padding, which XLA's CPU backend computed
     wrongly in float32."""
-    return tuple(min(max(p, 0), reach) for p in padding)
+    low, high = padding
+    return min(max(low, 0), reach), min(max(high, 0), reach)
 
 
 def conv(x, rhs, *, spec, padding, lhs_dilation, rhs_dilation, precision, preferred_element_type):
