@@ -216,3 +216,42 @@ def test_the_command_line_page_names_every_convention():
         assert f"`{convention.name}`" in page, convention.name
         for alias in convention.aliases:
             assert f"`{alias}`" in page, alias
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        "--from torch --to tensorflow -k 3 -s 2 -p 1 --output-padding 1 -i 5 6",
+        "--from paddle --to tensorflow -k 3 -s 2 -p 1 --data-format NHWC -i 5 5",
+        "--from torch --to tensorflow -k 4 -s 3 -p 1 -i 7",
+    ],
+)
+def test_translate_gives_tensorflow_its_full_output_shape(capsys, argv):
+    """The printed TensorFlow call, pasted with ``x`` and ``filters``, computes the
+    source framework's layer (the batch and channels of ``output_shape`` included)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    import convt
+    from convt import convention as registry
+    from convt.cli import build_parser, spec_from_args
+
+    assert main(["translate", *split(argv)]) == 0
+    call = capsys.readouterr().out.splitlines()[0].removeprefix("tensorflow: ")
+    assert "output_shape=[x.shape[0], " in call
+    words = split(argv)
+    source = registry.get(words[1])
+    spec, sizes, kernel = spec_from_args(
+        build_parser().parse_args(["spec", words[1], *words[4:]]), source
+    )
+    rng = np.random.default_rng(0)
+    canonical = rng.standard_normal((4, 3, *kernel)).astype(np.float32)
+    x = rng.standard_normal((2, 4, *sizes)).astype(np.float32)
+    if spec.layout == "channels_last":
+        x = np.moveaxis(x, 1, -1)
+    want = convt.conv_transpose(jnp.asarray(x), jnp.asarray(canonical), spec=spec)
+    tensorflow = registry.get("tensorflow")
+    filters = np.asarray(tensorflow.weight_from_canonical(canonical, ndim=spec.ndim, groups=1))
+    kwargs = eval(f"dict({call})", {"x": x, "filters": filters})
+    got = getattr(convt.tensorflow, f"conv{spec.ndim}d_transpose")(x, filters, **kwargs)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

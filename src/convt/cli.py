@@ -201,6 +201,8 @@ def translate(args: argparse.Namespace, source: Convention, target: Convention) 
             f"the layer, and the inverse after it"
         )
         spec = moved
+    if target.call_parameters is not None:
+        params = target.call_parameters(params, spec)
     lines.insert(0, f"{target.name}: {format_call(params)}")
     lines.append(_weight_mapping(source, target, spec, kernel))
     bias = np.arange(3.0)

@@ -18,7 +18,12 @@ with one `Convention` named ``CONVENTION``:
 * ``layer_call`` and ``init`` (the conventions that have layers): a
   `convt.layers.Layer`'s forward in the framework's front-end, and the framework's
   default initialisation of its parameters.
-* ``weight_norm`` (the frameworks that have weight normalisation: torch, paddle): a
+* ``call_parameters`` (optional): ``from_spec``'s parameters as a call to the
+  framework's own function spells them, for ``convt translate`` (TensorFlow's
+  ``output_shape`` with the batch and channels around the spatial sizes), as
+  `Expression` values where they depend on the call's arrays.
+* ``weight_norm`` (the frameworks that have weight normalisation: torch, paddle, and
+  ONNX graphs where torch's exporter wrote it): a
   `WeightNorm` record, the weight the framework's ``weight_norm`` computes from ``g``
   and ``v`` with its own formula (paddle's has an epsilon, torch's has none) and the
   shape it gives ``g``.
@@ -51,6 +56,7 @@ __all__ = [
     "MODULES",
     "BiasMap",
     "Convention",
+    "Expression",
     "FromSpec",
     "LayerCall",
     "LayerInit",
@@ -93,6 +99,14 @@ OptionKind = Literal["ints", "sizes", "int", "padding", "pairs", "choice"]
 
 class NotExpressible(ValueError):
     """A canonical spec that a framework's parameters cannot express."""
+
+
+class Expression(str):
+    """A parameter value written as Python source (``"[x.shape[0], 10, 10, 8]"``): its
+    ``repr`` is the source itself, so a printed call can be pasted."""
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,6 +256,7 @@ class Convention:
     layer_call: LayerCall | None = None
     init: LayerInit | None = None
     weight_norm: WeightNorm | None = None
+    call_parameters: Callable[[dict, ConvTransposeSpec], dict] | None = None
 
     def spec(
         self, ndim: int, params: dict, *, kernel_size=None, input_size=None

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from convt import _frontend as fe
-from convt.convention import Convention, Option, calls
+from convt.convention import Convention, Option, WeightNorm, calls
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, effective_kernel, full_length
 
@@ -288,6 +288,13 @@ def conv_transpose(
     )
 
 
+def _fold_weight_norm(g: jax.Array, v: jax.Array, kept: tuple[int, ...]) -> jax.Array:
+    """Weight norm as torch's exporter writes it in the graph: ``Mul(Div(v, ReduceL2(v,
+    axes)), g)``, the norm over every axis but ``kept``."""
+    axes = tuple(a for a in range(v.ndim) if a not in kept)
+    return v / jnp.sqrt(jnp.sum(v * v, axis=axes, keepdims=True)) * g
+
+
 CONVENTION = Convention(
     name=FRAMEWORK,
     aliases=("onnxruntime",),
@@ -305,6 +312,7 @@ CONVENTION = Convention(
     ),
     summary="ONNX ConvTranspose (onnxruntime's reading, or the spec's)",
     layer_call=calls(conv_transpose),
+    weight_norm=WeightNorm(fold=_fold_weight_norm, keeps_rank=True),
 )
 
 

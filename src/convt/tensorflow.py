@@ -27,12 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from convt import _frontend as fe
-from convt.convention import Convention, Option
+from convt.convention import Convention, Expression, Option
 from convt.core import LoweringOptions
 from convt.spec import ConvTransposeSpec, Layout, effective_kernel, full_length
 
 __all__ = [
     "CONVENTION",
+    "call_parameters",
     "conv1d_transpose",
     "conv2d_transpose",
     "conv3d_transpose",
@@ -402,6 +403,21 @@ def conv3d_transpose(
     )
 
 
+def call_parameters(params: dict, spec: ConvTransposeSpec) -> dict:
+    """`from_spec`'s parameters as ``tf.nn.conv*_transpose`` needs them: ``output_shape``
+    with the batch and the output channels around the spatial sizes (``x.shape[0]``,
+    ``filters.shape[-2]``: ``filters`` is ``[*k, C_out, C_in]``), in the data format's
+    order."""
+    sizes = ", ".join(str(n) for n in params["output_shape"])
+    batch, channels = "x.shape[0]", "filters.shape[-2]"
+    full = (
+        f"[{batch}, {sizes}, {channels}]"
+        if spec.layout == "channels_last"
+        else f"[{batch}, {channels}, {sizes}]"
+    )
+    return {**params, "output_shape": Expression(full)}
+
+
 CONVENTION = Convention(
     name=FRAMEWORK,
     aliases=("tf",),
@@ -422,4 +438,5 @@ CONVENTION = Convention(
     weight_to_canonical=weight_to_canonical,
     weight_from_canonical=weight_from_canonical,
     summary="tf.nn.conv{1,2,3}d_transpose (output_shape required, filters [*k, out, in])",
+    call_parameters=call_parameters,
 )

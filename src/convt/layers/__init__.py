@@ -245,7 +245,7 @@ def weight_norm(layer: Layer, dim: int | None = 0) -> Layer:
         having = [c.name for c in registry.conventions() if c.weight_norm is not None]
         raise ValueError(
             f"{layer.convention}: the framework has no weight normalisation to reproduce "
-            f"(weight_norm is {' and '.join(having)}'s); fold a normalised weight into "
+            f"(convt reproduces {', '.join(having)}'s); fold a normalised weight into "
             "params['weight'] instead"
         )
     if dim is None or dim == -1:
