@@ -78,3 +78,23 @@ def test_porting_guide_weight_norm_layer_class_example():
     """The porting guide's weight-normed flax layer class runs as written."""
     block = _porting_guide_block("up = ConvTranspose1d(layer=layer, params=params")
     exec(compile(block, "docs/porting.md", "exec"), {})
+
+
+def test_wide_tables_keep_the_rules_that_fit_them_at_1400_px():
+    """Measured in Chromium at 1400 px (docs/css/extra.css): no table of the built docs
+    scrolls or cuts columns with these rules; a table that needs more (the benchmarks'
+    12 columns) hides the page's table of contents. Guards the rules, and bounds the
+    columns of the generated tables that were measured."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).parents[1] / "docs"
+    css = (root / "css" / "extra.css").read_text()
+    for rule in ("max-width: 96rem", "min-width: 3rem", "overflow-wrap: anywhere"):
+        assert rule in css, rule
+    assert "hide:\n  - toc" in (root / "benchmarks.md").read_text()
+    for page in root.rglob("*.md"):
+        for header in re.findall(r"^\|(.*)\|\n\| ?-", page.read_text(), flags=re.M):
+            columns = header.count("|") + 1
+            limit = 12 if page.name == "benchmarks.md" else 11
+            assert columns <= limit, f"{page}: a table of {columns} columns was not measured"
