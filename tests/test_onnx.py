@@ -202,3 +202,33 @@ def test_weight_computed_from_constants_is_evaluated_and_inputs_are_refused():
     graph.node[1].op_type = "Softmax"
     with pytest.raises(ValueError, match="Softmax node, which convt does not evaluate"):
         co.from_model(helper.make_model(graph))
+
+
+def test_node_names_map_back_to_the_torch_model():
+    """`parameter_names` and `module_path` lead from `from_model`'s keys back to the
+    torch model that was exported: every parameter's initializer holds that module's
+    parameter (compared by value), and the node's name gives its module path."""
+    import torch
+
+    torch.manual_seed(0)
+    wn = torch.nn.utils.parametrizations.weight_norm
+    model = torch.nn.Sequential(
+        torch.nn.ConvTranspose1d(8, 6, 4, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Sequential(wn(torch.nn.ConvTranspose1d(6, 4, 4, stride=2, padding=1))),
+    )
+    exported = _export(model, np.ones((1, 8, 5), np.float32))
+    found = co.from_model(exported)
+    names = co.parameter_names(exported)
+    assert set(names) == set(found)
+    modules = dict(model.named_modules())
+    torch_params = dict(model.named_parameters())
+    for node, (params, _) in found.items():
+        path = co.module_path(node)
+        assert path in modules, (node, path)
+        for key, graph_name in names[node].items():
+            assert graph_name.startswith(path + "."), (graph_name, path)
+            assert_close(params[key], torch_params[graph_name].detach().numpy())
+    assert co.module_path("/decoder/up/ConvTranspose") == "decoder.up"
+    assert co.module_path("/decoder/decoder.up/ConvTranspose") == "decoder.up"
+    assert co.module_path("ConvTranspose_3") == "ConvTranspose_3"

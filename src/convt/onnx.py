@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -47,6 +47,8 @@ __all__ = [
     "from_model",
     "from_node",
     "from_spec",
+    "module_path",
+    "parameter_names",
     "to_spec",
 ]
 
@@ -377,6 +379,56 @@ def from_node(
     return call, array(inputs[1]), array(inputs[2])
 
 
+def _conv_transpose_nodes(model: Any) -> Iterator[tuple[str, Any, list[str], Any, Any]]:
+    """``(name, node, inputs, kept, reader)`` for each ``ConvTranspose`` node: its name
+    (the first output's when it has none), ``[X, W, B]`` (``""`` for no bias), the
+    weight norm's ``(g, v, kept axes)`` where the graph computes one, and the graph's
+    `convt._onnx_graph.Graph` reader."""
+    import onnx
+
+    from convt._onnx_graph import Graph
+
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        model = onnx.load(os.fsdecode(model))
+    graph = model.graph if hasattr(model, "graph") else model
+    reader = Graph(graph)
+    for node in graph.node:
+        if node.op_type != "ConvTranspose":
+            continue
+        inputs = list(node.input) + [""] * (3 - len(node.input))
+        yield node.name or node.output[0], node, inputs, reader.weight_norm(inputs[1]), reader
+
+
+def parameter_names(model: Any) -> dict[str, dict[str, str]]:
+    """``{node name: {parameter: graph name}}`` for the parameters `from_model` returns:
+    the initializers (or computed values) behind ``"weight"`` (or ``"weight_g"`` and
+    ``"weight_v"``) and ``"bias"``. torch's exporter keeps the module's parameter names
+    there (``"ups.0.bias"``, ``"ups.0.parametrizations.weight.original0"``), so they say
+    which torch parameter each came from; see also `module_path`."""
+    names = {}
+    for name, _, inputs, kept, _ in _conv_transpose_nodes(model):
+        found = {"weight_g": kept[0], "weight_v": kept[1]} if kept else {"weight": inputs[1]}
+        if inputs[2]:
+            found["bias"] = inputs[2]
+        names[name] = found
+    return names
+
+
+def module_path(node_name: str) -> str:
+    """The torch module path of a node torch's exporter named, as
+    ``model.named_modules()`` names it: the scope before the operator, which the exporter
+    writes as the full path (``"/ups.0/ConvTranspose"`` -> ``"ups.0"``,
+    ``"/decoder/decoder.up/ConvTranspose"`` -> ``"decoder.up"``), or the scopes joined
+    where each names one level (``"/decoder/up/ConvTranspose"`` -> ``"decoder.up"``). A
+    name without scopes is returned as it is."""
+    scopes = [part for part in node_name.split("/") if part][:-1]
+    if not scopes:
+        return node_name
+    if len(scopes) > 1 and not scopes[-1].startswith(scopes[-2] + "."):
+        return ".".join(scopes)
+    return scopes[-1]
+
+
 def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[dict, Any]]:
     """``{name: (params, layer)}`` for every ``ConvTranspose`` node of an ONNX model
     (a ``ModelProto``, ``GraphProto``, or a path to a ``.onnx`` file), keyed by the
@@ -391,24 +443,13 @@ def from_model(model: Any, *, reading: str = "onnxruntime") -> dict[str, tuple[d
     "bias"}``, in torch's layouts, with ``layer.weight_norm`` the axes the norm keeps), so
     fine-tuning moves them as torch's weight norm does. The keys are the exporter's node
     names: torch's exporter names a module's nodes by its path (``/ups.0/ConvTranspose``
-    for ``ups.0``), and the initializers keep the module's parameter names
-    (``ups.0.bias``, ``ups.0.parametrizations.weight.original0``)."""
-    import onnx
-
+    for ``ups.0``: `module_path`), and the initializers keep the module's parameter
+    names (``ups.0.bias``, ``ups.0.parametrizations.weight.original0``:
+    `parameter_names`)."""
     from convt import layers
-    from convt._onnx_graph import Graph
 
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        model = onnx.load(os.fsdecode(model))
-    graph = model.graph if hasattr(model, "graph") else model
-    reader = Graph(graph)
     found = {}
-    for node in graph.node:
-        if node.op_type != "ConvTranspose":
-            continue
-        name = node.name or node.output[0]
-        inputs = list(node.input) + [""] * (3 - len(node.input))
-        kept = reader.weight_norm(inputs[1])
+    for name, node, inputs, kept, reader in _conv_transpose_nodes(model):
         if kept is not None:  # weight norm's g and v stay parameters
             g_name, v_name, weight_norm = kept
             weight = reader.evaluate(v_name, owner=name, role="W")
