@@ -39,7 +39,7 @@ import torch
 import convt
 import convt.torch as ct
 from convt import choose_method, lowering
-from zoo import ZooLayer
+from zoo import ZOO, ZooLayer
 
 torch.set_num_threads(os.cpu_count() or 1)
 
@@ -94,19 +94,30 @@ TORCH_FN = {
 JAX_FN = {1: ct.conv_transpose1d, 2: ct.conv_transpose2d, 3: ct.conv_transpose3d}
 
 
+TORCH_CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
+
+
 def candidates(layer: Layer, backward: bool, methods=()):
+    """The timed calls of one layer: convt's ``auto``, the plain lowering, each of
+    ``methods`` that applies, and torch. A channels-last layer runs convt on
+    channels-last arrays and torch on its channels-last memory format (2-D and 3-D;
+    torch has none for 1-D, which runs channels-first there)."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(layer.x_shape).astype(np.float32)
     w = (rng.standard_normal(layer.w_shape) * 0.05).astype(np.float32)
-    b = rng.standard_normal(layer.c_out).astype(np.float32)
+    b = (rng.standard_normal(layer.c_out) if layer.bias else np.zeros(0)).astype(np.float32)
     y_shape = tuple(
         TORCH_FN[layer.ndim](torch.tensor(x[:1]), torch.tensor(w), None, **layer.kwargs).shape[1:]
     )
     c = rng.standard_normal((layer.x_shape[0], *y_shape)).astype(np.float32)
-    xj, wj, bj, cj = (jnp.asarray(a, layer.dtype) for a in (x, w, b, c))
+    laid_out = (lambda a: np.moveaxis(a, 1, -1)) if layer.channels_last else (lambda a: a)
+    xj, wj, bj, cj = (jnp.asarray(a, layer.dtype) for a in (laid_out(x), w, b, laid_out(c)))
+    spec = layer.spec()
 
     def jax_runner(method):
-        f = functools.partial(JAX_FN[layer.ndim], **layer.kwargs, method=method)
+        def f(x, w, b):
+            return convt.conv_transpose(x, w, b if layer.bias else None, spec=spec, method=method)
+
         if backward:
             # what torch's forward and backward compute: the values, then the gradients
             # for a cotangent that is an argument (a constant one let XLA fold the
@@ -121,15 +132,18 @@ def candidates(layer: Layer, backward: bool, methods=()):
         return lambda: jax.block_until_ready(fn(xj, wj, bj, cj))
 
     xt, wt, bt, cjt = (torch.tensor(a).to(getattr(torch, layer.dtype)) for a in (x, w, b, c))
+    if layer.channels_last and layer.ndim in TORCH_CHANNELS_LAST:
+        fmt = TORCH_CHANNELS_LAST[layer.ndim]
+        xt, cjt = xt.to(memory_format=fmt), cjt.to(memory_format=fmt)
     tf = TORCH_FN[layer.ndim]
 
     def torch_run():
         if backward:
             xr, wr, br = (t.detach().requires_grad_() for t in (xt, wt, bt))
-            tf(xr, wr, br, **layer.kwargs).backward(cjt)
+            tf(xr, wr, br if layer.bias else None, **layer.kwargs).backward(cjt)
         else:
             with torch.no_grad():
-                tf(xt, wt, bt, **layer.kwargs)
+                tf(xt, wt, bt if layer.bias else None, **layer.kwargs)
 
     runs = {
         "convt": jax_runner("auto"),
@@ -429,6 +443,12 @@ def main():
         "--methods", nargs="*", default=list(lowering.LOWERINGS), help="lowerings timed"
     )
     parser.add_argument("--no-models", action="store_true", help="layers only")
+    parser.add_argument(
+        "--zoo",
+        action="store_true",
+        help="the model zoo's layers (benchmarks/zoo.py, bfloat16 and channels-last "
+        "variants included) instead of the benchmark's own",
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--torch-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -437,7 +457,9 @@ def main():
         print(int(statistics.median(peak_bytes(runs["torch"]) for _ in range(3))))
         return
     repeats = 3 if args.quick else args.repeats
-    layers = [lay for lay in LAYERS if not args.only or lay.name in args.only]
+    layers = [
+        lay for lay in (ZOO if args.zoo else LAYERS) if not args.only or lay.name in args.only
+    ]
     gemms = {dtype: gemm_gflops(dtype=dtype) for dtype in sorted({lay.dtype for lay in layers})}
     rows = []
     for layer in layers:
@@ -445,10 +467,7 @@ def main():
             med = time_interleaved(candidates(layer, backward, args.methods), repeats, args.budget)
             flops = layer.flops() * (3 if backward else 1)
             method = choose_method(
-                ct.to_spec(layer.ndim, **{k: v for k, v in layer.kwargs.items()}),
-                layer.w_shape,
-                jax.default_backend(),
-                layer.x_shape,
+                layer.spec(), layer.w_shape, jax.default_backend(), layer.input_shape
             )
             lowerings = {m: med[m] for m in med if m not in ("convt", "torch")}
             best = min(lowerings, key=lowerings.get)
