@@ -131,11 +131,12 @@ def test_auto_choice_on_cpu():
     unstrided = ConvTransposeSpec.create(2, stride=1, crop=1)
     assert choose_method(unstrided, (8, 4, 3, 3), "cpu") == "lhs_dilated"
     assert choose_method(unstrided, (64, 64, 3, 3), "cpu", (8, 64, 32, 32)) == "col2im"
-    # depthwise: phase_gemm's contiguous windows channels-first, tapsum channels-last
+    # depthwise: tapsum's shifted products forward (channels first too: contiguous
+    # windows, no re-layout); backward phase_gemm's input gradient where strided
     depthwise1 = ConvTransposeSpec.create(2, stride=1, groups=8)
-    assert choose_method(depthwise1, (8, 1, 3, 3), "cpu") == "phase_gemm"
+    assert choose_method(depthwise1, (8, 1, 3, 3), "cpu") == "tapsum"
     depthwise = ConvTransposeSpec.create(2, stride=2, groups=8)
-    assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "phase_gemm"
+    assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum/phase_gemm"
     assert choose_method(s2, (8, 4, 4, 4), "gpu") == "adjoint"
     # col2im's product tensor past COL2IM_LIMIT_BYTES (memory, caches): the phase forms
     assert choose_method(s2, (16, 8, 4, 4), "cpu", (4, 16, 256, 256)) == "phase/phase_gemm"
