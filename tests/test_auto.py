@@ -137,6 +137,9 @@ def test_auto_choice_on_cpu():
     assert choose_method(depthwise1, (8, 1, 3, 3), "cpu") == "tapsum"
     depthwise = ConvTransposeSpec.create(2, stride=2, groups=8)
     assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum/phase_gemm"
+    # kernel == stride, small: the GEMM forward, phase_gemm's GEMMs backward (SAM)
+    k2s2 = ConvTransposeSpec.create(2, stride=2)
+    assert choose_method(k2s2, (256, 64, 2, 2), "cpu", (1, 256, 64, 64)) == "matmul/phase_gemm"
     assert choose_method(s2, (8, 4, 4, 4), "gpu") == "adjoint"
     # col2im's product tensor past COL2IM_LIMIT_BYTES (memory, caches): the phase forms
     assert choose_method(s2, (16, 8, 4, 4), "cpu", (4, 16, 256, 256)) == "phase/phase_gemm"
