@@ -36,20 +36,35 @@ def tapsum(
 ) -> jax.Array:
     """Depthwise phase decomposition as a sum of shifted products (``C_in == groups``).
 
-    Channels-last inputs multiply windows ``(N, *Z, g)`` by one weight per group;
-    channels-first ones (`_channels_first`) keep their layout: windows ``(N, g, *Z)``,
-    contiguous along the spatial axes, and the phases interleaved at the end, with no
-    transpose of the input or the output."""
+    Channels-last inputs multiply windows ``(N, *Z, g)`` by one weight per group
+    (`_channels_last`). On the CPU, channels-first ones keep their layout
+    (`_channels_first`): windows ``(N, g, *Z)``, contiguous along the spatial axes, and
+    the phases interleaved at the end, with no transpose of the input or the output. On
+    other platforms they are re-laid out, as the GPU and TPU rules were measured."""
     del precision  # elementwise products are exact in the input precision
     plans = axis_plans(x, w, spec)
-    n, groups = spec.ndim, spec.groups
+    groups = spec.groups
     dtype = preferred_element_type or jnp.result_type(x.dtype, w.dtype)
     kernel = phase_kernel(w, groups, plans).astype(dtype)  # (g, 1, *U, *P, c)
     kernel = reshape(kernel, (groups, math.prod(p.width for p in plans), -1))  # (g, T, P * c)
-    if spec.layout == "channels_first":
-        lengths = output_lengths(x, w, spec)
-        return _channels_first(x.astype(dtype), kernel, w.shape[1], spec, plans, lengths)
-    xp = channels_to_last(padded_input(x.astype(dtype), spec, plans), spec)
+    lengths = output_lengths(x, w, spec)
+    options = dict(multiplier=w.shape[1], spec=spec, plans=plans, lengths=lengths)
+    relaid = functools.partial(_channels_last, **options)
+    if spec.layout == "channels_last":
+        return relaid(x.astype(dtype), kernel)
+    # channels-first inputs stay channels-first on the CPU (measured there); elsewhere
+    # the re-laid-out form, which the GPU and TPU rules were measured with
+    kept = functools.partial(_channels_first, **options)
+    return lax.platform_dependent(x.astype(dtype), kernel, cpu=kept, default=relaid)
+
+
+def _channels_last(
+    x, kernel, *, multiplier: int, spec: ConvTransposeSpec, plans, lengths
+) -> jax.Array:
+    """`tapsum` through channels-last windows ``(N, *Z, g)``, each scaled by one weight
+    per group (a channels-first input is re-laid out, and its output back)."""
+    n = spec.ndim
+    xp = channels_to_last(padded_input(x, spec, plans), spec)
     windows = list(tap_windows(xp, plans))  # each (N, *Z, g)
     if kernel.shape[-1] <= _TAPSUM_CHANNELS:
         # one output channel (phase and multiplier) at a time: each product scales a
@@ -67,12 +82,12 @@ def tapsum(
         z = functools.reduce(
             operator.add, (window[..., None] * kernel[:, t] for t, window in enumerate(windows))
         )
-    z = reshape(z, (*z.shape[: n + 2], *spec.stride, w.shape[1]))
-    return assemble(z, spec, plans, output_lengths(x, w, spec))
+    z = reshape(z, (*z.shape[: n + 2], *spec.stride, multiplier))
+    return assemble(z, spec, plans, lengths)
 
 
 def _channels_first(
-    x, kernel, multiplier: int, spec: ConvTransposeSpec, plans, lengths
+    x, kernel, *, multiplier: int, spec: ConvTransposeSpec, plans, lengths
 ) -> jax.Array:
     """`tapsum` on ``x (N, g, *spatial)``: ``kernel (g, T, P * c)`` (phases, then the
     channel multiplier ``c``) scales each tap's window ``(N, g, *Z)``; the sum over taps
