@@ -48,14 +48,17 @@ def tapsum(
     kernel = phase_kernel(w, groups, plans).astype(dtype)  # (g, 1, *U, *P, c)
     kernel = reshape(kernel, (groups, math.prod(p.width for p in plans), -1))  # (g, T, P * c)
     lengths = output_lengths(x, w, spec)
-    options = dict(multiplier=w.shape[1], spec=spec, plans=plans, lengths=lengths)
-    relaid = functools.partial(_channels_last, **options)
+    options: dict[str, Any] = dict(multiplier=w.shape[1], spec=spec, plans=plans, lengths=lengths)
     if spec.layout == "channels_last":
-        return relaid(x.astype(dtype), kernel)
+        return _channels_last(x.astype(dtype), kernel, **options)
     # channels-first inputs stay channels-first on the CPU (measured there); elsewhere
     # the re-laid-out form, which the GPU and TPU rules were measured with
-    kept = functools.partial(_channels_first, **options)
-    return lax.platform_dependent(x.astype(dtype), kernel, cpu=kept, default=relaid)
+    return lax.platform_dependent(
+        x.astype(dtype),
+        kernel,
+        cpu=functools.partial(_channels_first, **options),
+        default=functools.partial(_channels_last, **options),
+    )
 
 
 def _channels_last(
