@@ -388,20 +388,66 @@ def peak_bytes(run) -> int:
 MEMORY_LAYER = Layer("large", "large-spatial 16->8 k4 s2 p1", (4, 16, 256, 256), 8, 4, 2, 1)
 
 
-def torch_peak_bytes() -> int:
-    """torch's forward+backward on ``MEMORY_LAYER``: the growth of the resident size
-    during a warm call (median of three), sampled in a child process whose allocator
-    returns every large block when it is freed (a fixed ``mmap`` threshold; with
-    glibc's adaptive one, freed blocks stayed resident and were reused)."""
+def torch_peak_bytes(layer_name: str = "large") -> int:
+    """torch's forward+backward on the layer called ``layer_name`` (``MEMORY_LAYER``
+    by default, or a zoo layer): the growth of the resident size during a warm call
+    (median of three), sampled in a child process whose allocator returns every large
+    block when it is freed (a fixed ``mmap`` threshold; with glibc's adaptive one,
+    freed blocks stayed resident and were reused)."""
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     child = subprocess.run(
-        [sys.executable, __file__, "--torch-memory"],
+        [sys.executable, __file__, "--torch-memory", layer_name],
         env=env,
         capture_output=True,
         text=True,
         check=True,
     )
     return int(child.stdout.strip().splitlines()[-1])
+
+
+def _named_layer(name: str) -> Layer:
+    return next(lay for lay in (MEMORY_LAYER, *ZOO, *LAYERS) if lay.name == name)
+
+
+def xla_peak_bytes(layer: Layer, method: str = "auto") -> int:
+    """XLA's account of the timed forward+backward (`candidates`): temporaries and
+    outputs of the compiled program."""
+    spec = layer.spec()
+    x = jnp.zeros(layer.input_shape, layer.dtype)
+    w = jnp.zeros(layer.w_shape, layer.dtype)
+    b = jnp.zeros((layer.c_out,) if layer.bias else (0,), layer.dtype)
+    y = jax.eval_shape(lambda x, w: convt.conv_transpose(x, w, spec=spec, method=method), x, w)
+    c = jnp.zeros(y.shape, layer.dtype)
+
+    def fn(x, w, b, c):
+        f = lambda x, w, b: convt.conv_transpose(  # noqa: E731
+            x, w, b if layer.bias else None, spec=spec, method=method
+        )
+        y, pullback = jax.vjp(f, x, w, b)
+        return y, pullback(c)
+
+    stats = jax.jit(fn).lower(x, w, b, c).compile().memory_analysis()
+    return stats.temp_size_in_bytes + stats.output_size_in_bytes
+
+
+def zoo_memory_rows(layers) -> list[dict]:
+    """Peak memory of each layer's forward+backward, ``auto`` against torch."""
+    rows = []
+    for layer in layers:
+        ours, theirs = xla_peak_bytes(layer), torch_peak_bytes(layer.name)
+        rows.append(
+            dict(
+                layer=layer.name,
+                peak_mb=ours / 1e6,
+                torch_peak_mb=theirs / 1e6,
+                vs_torch=ours / max(theirs, 1),
+            )
+        )
+        print(
+            f"memory {layer.name:18s} auto {ours / 1e6:8.1f} MB  torch {theirs / 1e6:8.1f} MB",
+            flush=True,
+        )
+    return rows
 
 
 def memory_rows(methods) -> list[dict]:
@@ -450,16 +496,34 @@ def main():
         "variants included) instead of the benchmark's own",
     )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
-    parser.add_argument("--torch-memory", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--torch-memory", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the peak memory of each layer's forward+backward against torch's",
+    )
     args = parser.parse_args()
     if args.torch_memory:
-        runs = candidates(MEMORY_LAYER, True, ())
+        runs = candidates(_named_layer(args.torch_memory), True, ())
         print(int(statistics.median(peak_bytes(runs["torch"]) for _ in range(3))))
         return
     repeats = 3 if args.quick else args.repeats
     layers = [
         lay for lay in (ZOO if args.zoo else LAYERS) if not args.only or lay.name in args.only
     ]
+    if args.memory_only:
+        rows = zoo_memory_rows(layers)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "memory.json").write_text(json.dumps(rows, indent=1))
+        print("| layer | auto peak MB (XLA's account) | torch peak MB (measured) | / torch |")
+        print("| --- | ---: | ---: | ---: |")
+        for r in rows:
+            print(
+                f"| {r['layer']} | {r['peak_mb']:.1f} | {r['torch_peak_mb']:.1f} | "
+                f"{r['vs_torch']:.2f} |"
+            )
+        return
     gemms = {dtype: gemm_gflops(dtype=dtype) for dtype in sorted({lay.dtype for lay in layers})}
     rows = []
     for layer in layers:
