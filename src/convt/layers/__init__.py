@@ -121,8 +121,9 @@ class Layer:
         if self.weight_norm is None:
             shapes = {"weight": self.weight_shape}
         else:
+            weight = jax.ShapeDtypeStruct(self.weight_shape, jnp.float32)
             shapes = {
-                "weight_g": jnp.shape(self._norm(jnp.zeros(self.weight_shape))),
+                "weight_g": tuple(jax.eval_shape(self._norm, weight).shape),
                 "weight_v": self.weight_shape,
             }
         if self.bias:
