@@ -293,8 +293,9 @@ def conv_transpose(
 def _fold_weight_norm(g: jax.Array, v: jax.Array, kept: tuple[int, ...]) -> jax.Array:
     """Weight norm as torch's exporter writes it in the graph: ``Mul(Div(v, ReduceL2(v,
     axes)), g)``, the norm over every axis but ``kept``."""
-    axes = tuple(a for a in range(v.ndim) if a not in kept)
-    return v / jnp.sqrt(jnp.sum(v * v, axis=axes, keepdims=True)) * g
+    from convt.layers import norm_except
+
+    return v / norm_except(v, kept) * g
 
 
 CONVENTION = Convention(

@@ -629,14 +629,15 @@ def from_state_dict(
 def _kept_weight_norm_params(array: Any, layer: layers.Layer, prefix: str) -> dict:
     """``{"weight_g", "weight_v", "bias"}`` of a weight-normed layer's state, checked
     against the shapes ``layer`` takes."""
+    shapes = layer.param_shapes
     try:
-        params = {name: jnp.asarray(array(name)) for name in layer.param_shapes}
+        params = {name: jnp.asarray(array(name)) for name in shapes}
     except KeyError as err:
         raise KeyError(
             f"paddle: the layer keeps weight_norm's parameters, but the state dict has no "
             f"{err.args[0]}"
         ) from None
-    for name, shape in layer.param_shapes.items():
+    for name, shape in shapes.items():
         if params[name].shape != shape:
             raise ValueError(
                 f"paddle: {prefix}{name} has shape {params[name].shape}, the layer needs {shape}"

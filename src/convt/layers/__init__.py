@@ -40,6 +40,7 @@ __all__ = [
     "fold_weight_norm",
     "frozen",
     "keeps_weight_norm",
+    "norm_except",
     "weight_norm",
 ]
 
@@ -152,7 +153,7 @@ class Layer:
         """``weight_g`` for ``v``: its norms over every axis but ``weight_norm``'s, shaped
         as the framework shapes ``g``."""
         kept = self.weight_norm or ()
-        norm = _norm(v, kept)
+        norm = norm_except(v, kept)
         return (
             norm
             if self._weight_normalisation().keeps_rank
@@ -216,7 +217,7 @@ class Layer:
         )
 
 
-def _norm(v: jax.Array, kept: tuple[int, ...]) -> jax.Array:
+def norm_except(v: jax.Array, kept: tuple[int, ...]) -> jax.Array:
     """The 2-norm of ``v`` over every axis but ``kept`` (torch's ``norm_except_dim``),
     keeping the reduced axes (a 0-D norm when ``kept`` is empty)."""
     axes = tuple(a for a in range(jnp.ndim(v)) if a not in kept)
@@ -227,7 +228,7 @@ def _norm(v: jax.Array, kept: tuple[int, ...]) -> jax.Array:
 def fold_weight_norm(g: jax.Array, v: jax.Array, kept: tuple[int, ...]) -> jax.Array:
     """torch's ``_weight_norm(v, g, dim)``: ``v * (g / ||v||)``, the norm over every axis
     of ``v`` but ``kept`` (``(dim,)``; ``()`` for ``dim=None``, a 0-D ``g``)."""
-    return v * (g / _norm(v, kept))
+    return v * (g / norm_except(v, kept))
 
 
 def weight_norm(layer: Layer, dim: int | None = 0) -> Layer:

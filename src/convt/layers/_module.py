@@ -150,9 +150,10 @@ def module_layer(
         assert key is not None  # checked above
         return layer, layer.init(key, dtype=dtype)
     params = {k: jnp.asarray(v) for k, v in params.items() if v is not None}
-    if {k: v.shape for k, v in params.items()} != layer.param_shapes:
+    shapes = layer.param_shapes
+    if {k: v.shape for k, v in params.items()} != shapes:
         raise ValueError(
-            f"{framework}: params must be {layer.param_shapes} for this layer, got "
+            f"{framework}: params must be {shapes} for this layer, got "
             f"{ {k: v.shape for k, v in params.items()} }"
         )
     return layer, params
