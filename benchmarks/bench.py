@@ -208,15 +208,23 @@ def geomean(values):
 
 @dataclass(frozen=True)
 class Model:
-    """A decoder of transposed convolutions (torch's arguments), each followed by an
-    activation; ``skips`` adds a fixed tensor after each hidden layer (a U-Net's skip
-    connections, as sums: the concatenation and the convolutions after it are not
-    transposed convolutions)."""
+    """A decoder of transposed convolutions (torch's arguments), each followed by
+    ``activation`` (the last by ``last``); ``skips`` adds a fixed tensor after each
+    hidden layer (a U-Net's skip connections, as sums: the concatenation and the
+    convolutions after it are not transposed convolutions); ``layer_norm`` normalises
+    each hidden layer's output over its channels (SAM's ``LayerNorm2d``, affine
+    included; the JAX port moves the channels last for it); ``weight_norm`` computes
+    each weight from ``(g, v)`` inside the step, as
+    ``torch.nn.utils.parametrizations.weight_norm(module, dim=0)`` does (HiFi-GAN)."""
 
     name: str
     input_shape: tuple[int, ...]
     layers: tuple[tuple, ...]  # (C_in, C_out, kernel, stride, padding)
     skips: bool = False
+    activation: str = "relu"
+    last: str = "tanh"
+    layer_norm: bool = False
+    weight_norm: bool = False
 
 
 MODELS = [
@@ -238,21 +246,51 @@ MODELS = [
         skips=True,
     ),
     Model(
-        "HiFi-GAN upsampler (1-D)",
+        "HiFi-GAN upsampler (1-D, weight norm)",
         (2, 512, 64),
         ((512, 256, 16, 8, 4), (256, 128, 16, 8, 4), (128, 64, 4, 2, 1), (64, 32, 4, 2, 1)),
+        activation="leaky_relu",
+        weight_norm=True,
     ),
     Model(
         "3-D U-Net decoder",
         (1, 256, 6, 6, 6),
         ((256, 128, 2, 2, 0), (128, 64, 2, 2, 0), (64, 32, 4, 2, 1)),
     ),
+    Model(
+        "SAM upscaling head",
+        (1, 256, 64, 64),
+        ((256, 64, 2, 2, 0), (64, 32, 2, 2, 0)),
+        activation="gelu",
+        last="gelu",
+        layer_norm=True,
+    ),
 ]
 
 
-def model_candidates(model: Model, train: bool):
-    """convt (auto; channels-first as ported, and channels-last), the plain lowering and
-    torch: forward, or one SGD step."""
+def _activation(name: str, lib):
+    """``name``'s function in ``lib`` (``jax.nn``/``jnp`` or ``torch``), with torch's
+    defaults (leaky slope 0.1 as HiFi-GAN sets it; exact GELU)."""
+    if lib is torch:
+        table = dict(
+            relu=torch.relu,
+            tanh=torch.tanh,
+            gelu=torch.nn.functional.gelu,
+            leaky_relu=lambda h: torch.nn.functional.leaky_relu(h, 0.1),
+        )
+    else:
+        table = dict(
+            relu=jax.nn.relu,
+            tanh=jnp.tanh,
+            gelu=functools.partial(jax.nn.gelu, approximate=False),
+            leaky_relu=lambda h: jax.nn.leaky_relu(h, 0.1),
+        )
+    return table[name]
+
+
+def model_candidates(model: Model, train: bool, plain: bool = True):
+    """convt (auto; channels-first as ported, and channels-last), the plain lowering
+    (unless not ``plain``) and torch: forward, or one SGD step."""
     rng = np.random.default_rng(1)
     ndim = len(model.input_shape) - 2
     weights = [
@@ -264,19 +302,36 @@ def model_candidates(model: Model, train: bool):
         )
         for ci, co, k, _, _ in model.layers
     ]
+    if model.weight_norm:  # (v, b, g): g starts as the norm of v over all axes but 0
+        weights = [
+            (w, b, np.sqrt((w**2).sum(axis=tuple(range(1, w.ndim)), keepdims=True)))
+            for w, b in weights
+        ]
+    if model.layer_norm:  # LayerNorm2d's affine, per hidden layer
+        norms = [
+            (np.ones(co, np.float32), np.zeros(co, np.float32)) for _, co, *_ in model.layers[:-1]
+        ]
+    else:
+        norms = []
     x = rng.standard_normal(model.input_shape).astype(np.float32)
     shapes, h = [], torch.tensor(x)
     with torch.no_grad():
-        for (w, b), (_, _, _, s, p) in zip(weights, model.layers):
+        for (w, b, *_), (_, _, _, s, p) in zip(weights, model.layers):
             h = TORCH_FN[ndim](h, torch.tensor(w), torch.tensor(b), stride=s, padding=p)
             shapes.append(tuple(h.shape))
     skips = [rng.standard_normal(sh).astype(np.float32) for sh in shapes[:-1]]
     target = rng.standard_normal(shapes[-1]).astype(np.float32)
-    act = lambda i, h, relu, tanh: tanh(h) if i == len(model.layers) - 1 else relu(h)  # noqa: E731
+    last = len(model.layers) - 1
 
     def jax_forward(params, x, skips, method, layout):
+        weights, norms = params
+        channel_axis = 1 if layout == "channels_first" else -1
+        act, act_last = _activation(model.activation, jnp), _activation(model.last, jnp)
         h = x
-        for i, ((w, b), (_, _, _, s, p)) in enumerate(zip(params, model.layers)):
+        for i, (wb, (_, _, _, s, p)) in enumerate(zip(weights, model.layers)):
+            w, b = wb[0], wb[1]
+            if model.weight_norm:
+                w = convt.layers.fold_weight_norm(wb[2], w, (0,))
             if layout == "channels_first":
                 h = JAX_FN[ndim](h, w, b, stride=s, padding=p, method=method)
             else:  # the same layer on channels-last activations, as a JAX model holds them
@@ -284,7 +339,15 @@ def model_candidates(model: Model, train: bool):
                     ct.to_spec(ndim, stride=s, padding=p), layout="channels_last"
                 )
                 h = convt.conv_transpose(h, w, b, spec=spec, method=method)
-            h = act(i, h, jax.nn.relu, jnp.tanh)
+            if i < last and model.layer_norm:
+                # over the channels moved last: XLA's CPU gradient of a mean over axis 1
+                # took 28x as long (docs/benchmarks.md, "Whole decoders")
+                h = jnp.moveaxis(h, channel_axis, -1)
+                mean = jnp.mean(h, axis=-1, keepdims=True)
+                var = jnp.mean((h - mean) ** 2, axis=-1, keepdims=True)
+                h = (h - mean) / jnp.sqrt(var + 1e-6) * norms[i][0] + norms[i][1]
+                h = jnp.moveaxis(h, -1, channel_axis)
+            h = act_last(h) if i == last else act(h)
             if model.skips and i < len(skips):
                 h = h + skips[i]
         return h
@@ -293,7 +356,7 @@ def model_candidates(model: Model, train: bool):
         def to_layout(a):
             return a if layout == "channels_first" else np.moveaxis(a, 1, -1)
 
-        params = jax.tree_util.tree_map(jnp.asarray, weights)
+        params = jax.tree_util.tree_map(jnp.asarray, (weights, norms))
         xj, tj = jnp.asarray(to_layout(x)), jnp.asarray(to_layout(target))
         sj = [jnp.asarray(to_layout(k)) for k in skips]
         forward = functools.partial(jax_forward, skips=sj, method=method, layout=layout)
@@ -309,39 +372,51 @@ def model_candidates(model: Model, train: bool):
             fn = jax.jit(forward)
         return lambda: jax.block_until_ready(fn(params, xj))
 
-    tw = [
-        (torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
-        for w, b in weights
-    ]
+    tw = [tuple(torch.tensor(a, requires_grad=True) for a in wb) for wb in weights]
+    tn = [tuple(torch.tensor(a, requires_grad=True) for a in sb) for sb in norms]
     xt, tt, st = torch.tensor(x), torch.tensor(target), [torch.tensor(k) for k in skips]
+    act, act_last = _activation(model.activation, torch), _activation(model.last, torch)
 
     def torch_forward():
         h = xt
-        for i, ((w, b), (_, _, _, s, p)) in enumerate(zip(tw, model.layers)):
-            h = act(i, TORCH_FN[ndim](h, w, b, stride=s, padding=p), torch.relu, torch.tanh)
+        for i, (wb, (_, _, _, s, p)) in enumerate(zip(tw, model.layers)):
+            w, b = wb[0], wb[1]
+            if model.weight_norm:  # what the parametrization computes on each access
+                w = torch._weight_norm(w, wb[2], 0)
+            h = TORCH_FN[ndim](h, w, b, stride=s, padding=p)
+            if i < last and model.layer_norm:  # SAM's LayerNorm2d
+                mean = h.mean(1, keepdim=True)
+                var = (h - mean).pow(2).mean(1, keepdim=True)
+                h = (h - mean) / torch.sqrt(var + 1e-6)
+                h = tn[i][0][:, None, None] * h + tn[i][1][:, None, None]
+            h = act_last(h) if i == last else act(h)
             if model.skips and i < len(st):
                 h = h + st[i]
         return h
 
+    params_t = [a for group in (*tw, *tn) for a in group]
+
     def torch_run():
+        """The output, or the parameters after the step (for `tests/test_benchmarks.py`)."""
         if train:
-            for w, b in tw:
-                w.grad = b.grad = None
+            for a in params_t:
+                a.grad = None
             torch.mean((torch_forward() - tt) ** 2).backward()
             with torch.no_grad():
-                for w, b in tw:
-                    w -= 0.01 * w.grad
-                    b -= 0.01 * b.grad
-        else:
-            with torch.no_grad():
-                torch_forward()
+                for a in params_t:
+                    a -= 0.01 * a.grad
+            return params_t
+        with torch.no_grad():
+            return torch_forward()
 
-    return {
+    runs = {
         "convt": jax_runner("auto"),
         "convt_channels_last": jax_runner("auto", "channels_last"),
-        "lhs_dilated": jax_runner("lhs_dilated"),
         "torch": torch_run,
     }
+    if plain:
+        runs["lhs_dilated"] = jax_runner("lhs_dilated")
+    return runs
 
 
 # ---------------------------------------------------------------------------- compile time, memory
@@ -479,6 +554,57 @@ def memory_rows(methods) -> list[dict]:
     return rows
 
 
+def time_models(repeats: int, budget_s: float, plain: bool = True) -> list[dict]:
+    """Forward and one training step of every decoder of `MODELS`, interleaved."""
+    rows = []
+    for model in MODELS:
+        for train in (False, True):
+            med = time_interleaved(model_candidates(model, train, plain), repeats, budget_s)
+            row = dict(
+                model=model.name,
+                pass_="train step" if train else "fwd",
+                **{f"{k}_ms": v * 1e3 for k, v in med.items()},
+                convt_vs_torch=med["convt"] / med["torch"],
+                channels_last_vs_torch=med["convt_channels_last"] / med["torch"],
+            )
+            if plain:
+                row["lhs_vs_torch"] = med["lhs_dilated"] / med["torch"]
+            rows.append(row)
+            print(
+                f"model {model.name:38s} {row['pass_']:10s} convt {row['convt_ms']:8.2f} ms  "
+                f"torch {row['torch_ms']:8.2f} ms  convt/torch {row['convt_vs_torch']:5.2f}  "
+                f"channels-last {row['channels_last_vs_torch']:5.2f}",
+                flush=True,
+            )
+    return rows
+
+
+def model_table(rows: list[dict]) -> list[str]:
+    """The decoders' table (markdown lines); the plain lowering's columns where timed."""
+    plain = all("lhs_dilated_ms" in r for r in rows)
+    head = "| model | pass | convt ms | channels-last ms | "
+    head += "lhs-dilated ms | " if plain else ""
+    head += "torch ms | convt / torch | channels-last / torch |"
+    head += " lhs-dilated / torch |" if plain else ""
+    lines = [head, "| --- | --- |" + " ---: |" * (head.count("|") - 3)]
+    for r in rows:
+        cells = [
+            r["model"],
+            r["pass_"],
+            f"{r['convt_ms']:.2f}",
+            f"{r['convt_channels_last_ms']:.2f}",
+        ]
+        cells += [f"{r['lhs_dilated_ms']:.2f}"] if plain else []
+        cells += [
+            f"{r['torch_ms']:.2f}",
+            f"{r['convt_vs_torch']:.2f}",
+            f"{r['channels_last_vs_torch']:.2f}",
+        ]
+        cells += [f"{r['lhs_vs_torch']:.2f}"] if plain else []
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
@@ -489,6 +615,12 @@ def main():
         "--methods", nargs="*", default=list(lowering.LOWERINGS), help="lowerings timed"
     )
     parser.add_argument("--no-models", action="store_true", help="layers only")
+    parser.add_argument(
+        "--models-only",
+        action="store_true",
+        help="only the whole decoders (writes models.json; the plain lowering's column "
+        "only when --methods names lhs_dilated)",
+    )
     parser.add_argument(
         "--zoo",
         action="store_true",
@@ -511,6 +643,13 @@ def main():
     layers = [
         lay for lay in (ZOO if args.zoo else LAYERS) if not args.only or lay.name in args.only
     ]
+    if args.models_only:
+        rows = time_models(repeats, args.budget, plain="lhs_dilated" in args.methods)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "models.json").write_text(json.dumps(rows, indent=1))
+        print("\n".join(model_table(rows)))
+        return
     if args.memory_only:
         rows = zoo_memory_rows(layers)
         out = Path(args.out)
@@ -566,28 +705,7 @@ def main():
             dict(layer=layer.name, auto_s=auto_s, plain_s=plain_s, ratio=auto_s / plain_s)
         )
         print(f"compile {layer.name:11s} auto {auto_s:6.2f} s  plain {plain_s:6.2f} s", flush=True)
-    model_rows = []
-    if not args.no_models:
-        for model in MODELS:
-            for train in (False, True):
-                med = time_interleaved(model_candidates(model, train), repeats, args.budget)
-                model_rows.append(
-                    dict(
-                        model=model.name,
-                        pass_="train step" if train else "fwd",
-                        **{f"{k}_ms": v * 1e3 for k, v in med.items()},
-                        convt_vs_torch=med["convt"] / med["torch"],
-                        channels_last_vs_torch=med["convt_channels_last"] / med["torch"],
-                        lhs_vs_torch=med["lhs_dilated"] / med["torch"],
-                    )
-                )
-                r = model_rows[-1]
-                print(
-                    f"model {model.name:26s} {r['pass_']:10s} convt {r['convt_ms']:8.2f} ms  "
-                    f"torch {r['torch_ms']:8.2f} ms  convt/torch {r['convt_vs_torch']:5.2f}  "
-                    f"channels-last {r['channels_last_vs_torch']:5.2f}",
-                    flush=True,
-                )
+    model_rows = [] if args.no_models else time_models(repeats, args.budget)
     memory = memory_rows(args.methods)
     for r in memory:
         print(
@@ -674,17 +792,8 @@ def write(out: Path, results: dict):
             "would), and the same decoder on channels-last activations (no re-layout "
             "between layers); torch runs channels-first.",
             "",
-            "| model | pass | convt ms | channels-last ms | lhs-dilated ms | torch ms "
-            "| convt / torch | channels-last / torch | lhs-dilated / torch |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
-        for r in results["models"]:
-            lines.append(
-                f"| {r['model']} | {r['pass_']} | {r['convt_ms']:.2f} | "
-                f"{r['convt_channels_last_ms']:.2f} | {r['lhs_dilated_ms']:.2f} | "
-                f"{r['torch_ms']:.2f} | {r['convt_vs_torch']:.2f} | "
-                f"{r['channels_last_vs_torch']:.2f} | {r['lhs_vs_torch']:.2f} |"
-            )
+        lines += model_table(results["models"])
     lines += [
         "",
         "## Compile time of `jit(grad(loss))`",
