@@ -132,11 +132,14 @@ def test_auto_choice_on_cpu():
     assert choose_method(unstrided, (8, 4, 3, 3), "cpu") == "lhs_dilated"
     assert choose_method(unstrided, (64, 64, 3, 3), "cpu", (8, 64, 32, 32)) == "col2im"
     # depthwise: tapsum's shifted products forward (channels first too: contiguous
-    # windows, no re-layout); backward phase_gemm's input gradient where strided
+    # windows, no re-layout); backward the adjoint's strided windows where 1-D or
+    # unstrided, phase_gemm's weight gradient on strided 2-D layers
     depthwise1 = ConvTransposeSpec.create(2, stride=1, groups=8)
-    assert choose_method(depthwise1, (8, 1, 3, 3), "cpu") == "tapsum"
+    assert choose_method(depthwise1, (8, 1, 3, 3), "cpu") == "tapsum/tapsum_adjoint"
     depthwise = ConvTransposeSpec.create(2, stride=2, groups=8)
     assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum/phase_gemm"
+    mimi = ConvTransposeSpec.create(1, stride=2, groups=512)
+    assert choose_method(mimi, (512, 1, 4), "cpu", (4, 512, 100)) == "tapsum/tapsum_adjoint"
     # kernel == stride, small: the GEMM forward, phase_gemm's GEMMs backward (SAM)
     k2s2 = ConvTransposeSpec.create(2, stride=2)
     assert choose_method(k2s2, (256, 64, 2, 2), "cpu", (1, 256, 64, 64)) == "matmul/phase_gemm"
@@ -157,6 +160,7 @@ def test_auto_choice_on_cpu_channels_last():
 
     depthwise = last(2, stride=2, groups=8)
     assert choose_method(depthwise, (8, 1, 4, 4), "cpu") == "tapsum"
+    assert choose_method(last(1, stride=2, groups=512), (512, 1, 4), "cpu") == "tapsum"
     s3 = last(3, stride=2)
     assert choose_method(s3, (64, 32, 4, 4, 4), "cpu", (1, 24, 24, 24, 64)) == "phase/phase_gemm"
     assert choose_method(s3, (64, 32, 4, 4, 4), "cpu", (1, 12, 12, 12, 64)) == "phase_gemm/col2im"

@@ -82,7 +82,11 @@ def compare_with_reference(spec, x_shape, w_shape, method, seed, dtype="float64"
 
 
 # The layers each lowering applies to (the record's ``requires``); the others take any.
-LAYERS_FOR = {"tapsum": specs(depthwise=True), "matmul": specs(nonoverlapping=True)}
+LAYERS_FOR = {
+    "tapsum": specs(depthwise=True),
+    "tapsum_adjoint": specs(depthwise=True),
+    "matmul": specs(nonoverlapping=True),
+}
 
 
 @pytest.mark.parametrize("method", lowering.LOWERINGS)
@@ -115,12 +119,12 @@ CUSTOM = [name for name, record in lowering.LOWERINGS.items() if record.tangent_
 
 
 @pytest.mark.parametrize("method", [*CUSTOM, "col2im/phase_gemm", "phase_conv/adjoint"])
-@given(case=specs(), seed=st.integers(0, 2**20))
-def test_forward_mode_equals_reference(method, case, seed):
-    method_ = method
+@given(data=st.data(), seed=st.integers(0, 2**20))
+def test_forward_mode_equals_reference(method, data, seed):
     """The custom JVPs (`phase`, a split): jvp in both arguments, and jvp-of-grad
     (Hessian-vector products), against the lhs-dilated reference; one compile."""
-    spec, x_shape, w_shape = case
+    method_ = method
+    spec, x_shape, w_shape = data.draw(LAYERS_FOR.get(method, specs()))
     rng = np.random.default_rng(seed)
     x, w, dx, dw = (randn(rng, s, "float64") for s in (x_shape, w_shape, x_shape, w_shape))
 
@@ -143,11 +147,11 @@ def test_forward_mode_equals_reference(method, case, seed):
 
 
 @pytest.mark.parametrize("method", [*CUSTOM, "phase_gemm/col2im"])
-@given(case=specs(), seed=st.integers(0, 2**20))
-def test_one_argument_derivatives(method, case, seed):
+@given(data=st.data(), seed=st.integers(0, 2**20))
+def test_one_argument_derivatives(method, data, seed):
     """Gradients and JVPs in one argument, the other a symbolic zero in the custom
     JVPs (`split`'s tangents with ``dx`` or ``dw`` absent), against the definition."""
-    spec, x_shape, w_shape = case
+    spec, x_shape, w_shape = data.draw(LAYERS_FOR.get(method, specs()))
     rng = np.random.default_rng(seed)
     x, w, dx, dw = (randn(rng, s, "float64") for s in (x_shape, w_shape, x_shape, w_shape))
     g = randn(rng, spec.output_shape(x_shape, w_shape), "float64")
@@ -185,7 +189,17 @@ def test_float32_equals_definition(method, data, seed):
 
 @pytest.mark.parametrize(
     "method",
-    ["lhs_dilated", "phase", "phase_gemm", "col2im", "tapsum", "adjoint", "phase_conv", "auto"],
+    [
+        "lhs_dilated",
+        "phase",
+        "phase_gemm",
+        "col2im",
+        "tapsum",
+        "tapsum_adjoint",
+        "adjoint",
+        "phase_conv",
+        "auto",
+    ],
 )
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 def test_empty_batch(method, ndim):
@@ -211,7 +225,17 @@ def test_no_spatial_axes(method, groups):
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 @pytest.mark.parametrize(
     "method",
-    ["lhs_dilated", "phase", "phase_gemm", "col2im", "matmul", "tapsum", "adjoint", "phase_conv"],
+    [
+        "lhs_dilated",
+        "phase",
+        "phase_gemm",
+        "col2im",
+        "matmul",
+        "tapsum",
+        "tapsum_adjoint",
+        "adjoint",
+        "phase_conv",
+    ],
 )
 def test_low_precision(dtype, method):
     spec = ConvTransposeSpec(stride=(2, 2), dilation=(1, 1), crop=((0, 0), (0, 0)), groups=4)

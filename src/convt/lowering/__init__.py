@@ -49,7 +49,7 @@ from convt.lowering._phase import PHASE, PHASE_CONV, phase, phase_conv
 from convt.lowering._phase_gemm import PHASE_GEMM, phase_gemm
 from convt.lowering._record import MAX_PHASES, Lowering, Tangent, Values
 from convt.lowering._record import split as split_records
-from convt.lowering._tapsum import TAPSUM, tapsum
+from convt.lowering._tapsum import TAPSUM, TAPSUM_ADJOINT, tapsum, tapsum_adjoint
 from convt.lowering._xla import crop_axes, dimension_numbers, regroup_kernel
 
 __all__ = [
@@ -73,12 +73,23 @@ __all__ = [
     "split",
     "stamps_apart",
     "tapsum",
+    "tapsum_adjoint",
 ]
 
 # The registry, in the order of the docs and of ``convt.METHODS``.
 LOWERINGS: dict[str, Lowering] = {
     record.name: record
-    for record in (LHS_DILATED, PHASE, PHASE_CONV, PHASE_GEMM, COL2IM, MATMUL, TAPSUM, ADJOINT)
+    for record in (
+        LHS_DILATED,
+        PHASE,
+        PHASE_CONV,
+        PHASE_GEMM,
+        COL2IM,
+        MATMUL,
+        TAPSUM,
+        TAPSUM_ADJOINT,
+        ADJOINT,
+    )
 }
 # The lowerings that work stride phase by stride phase (at most MAX_PHASES phases).
 PHASE_LOWERINGS = tuple(name for name, record in LOWERINGS.items() if record.phased)

@@ -20,8 +20,8 @@ from convt.lowering._plan import (
     phase_kernel,
     tap_windows,
 )
-from convt.lowering._record import Lowering
-from convt.lowering._xla import channels_to_last, output_lengths, reshape
+from convt.lowering._record import Lowering, rules
+from convt.lowering._xla import channels_to_last, output_lengths, reshape, spatial_shape
 from convt.spec import ConvTransposeSpec
 
 _TAPSUM_CHANNELS = 8  # tapsum multiplies per output channel up to this many (phases x multipliers)
@@ -133,4 +133,131 @@ def _depthwise(spec: ConvTransposeSpec, weight_shape: tuple[int, ...]) -> str | 
     return None
 
 
+def _cotangent_windows(u, *, spec: ConvTransposeSpec, kernel, lengths, groups: int):
+    """Per tap ``j`` of the kernel, the strided window ``u[i * stride + j * dilation -
+    lo]`` over the input's positions ``i`` (``lengths``) of ``u`` ``(N, C_out, *out)``
+    (or channels last), zero outside the output: ``(N, g, c, *in)``, or ``(N, *in, g,
+    c)`` channels last (``C_out = g * c``)."""
+    n = spec.ndim
+    multiplier = u.shape[spec.channel_axis] // groups
+    if spec.layout == "channels_first":
+        u = reshape(u, (u.shape[0], groups, multiplier, *u.shape[2:]))
+        first = 3
+    else:
+        u = reshape(u, (*u.shape[:-1], groups, multiplier))
+        first = 1
+    config = [(0, 0, 0)] * u.ndim
+    for a, (lo, hi) in enumerate(spec.crop):
+        config[first + a] = (lo, hi, 0)  # back to the uncropped output (negative: crop)
+    u = lax.pad(u, jnp.zeros((), u.dtype), config)
+    for taps in itertools.product(*(range(k) for k in kernel)):
+        start, limit, strides = [0] * u.ndim, list(u.shape), [1] * u.ndim
+        for a in range(n):
+            s, d = spec.stride[a], spec.dilation[a]
+            start[first + a] = taps[a] * d
+            limit[first + a] = taps[a] * d + (lengths[a] - 1) * s + 1
+            strides[first + a] = s
+        yield taps, lax.slice(u, start, limit, strides)
+
+
+def _tap_weights(w, taps, spec: ConvTransposeSpec):
+    """``w[:, :, *taps]`` ``(g, c)``, broadcast against `_cotangent_windows`."""
+    per_tap = w[(slice(None), slice(None), *taps)]
+    if spec.layout == "channels_first":
+        return per_tap.reshape(1, *per_tap.shape, *(1,) * spec.ndim)
+    return per_tap.reshape(1, *(1,) * spec.ndim, *per_tap.shape)
+
+
+def _correlation(u, w, *, spec: ConvTransposeSpec, lengths):
+    """``C(u)[n, g, i] = sum_{c, j} u[n, g * c_m + c, i * stride + j * dilation - lo] *
+    w[g, c, j]``: the depthwise strided correlation ``(N, C_out, *out) -> (N, C_in,
+    *in)`` whose adjoint is the transposed convolution, as shifted products."""
+    channel_axis = 2 if spec.layout == "channels_first" else -1
+    windows = _cotangent_windows(
+        u, spec=spec, kernel=w.shape[2:], lengths=lengths, groups=spec.groups
+    )
+    products = (window * _tap_weights(w, taps, spec) for taps, window in windows)
+    return functools.reduce(operator.add, products).sum(axis=channel_axis)
+
+
+def _weight_correlation(u, x, *, spec: ConvTransposeSpec, kernel):
+    """``G(u)[g, c, j] = sum_{n, i} x[n, g, i] * u[n, g * c_m + c, i * stride + j *
+    dilation - lo]``: ``C``'s weight gradient at cotangent ``x``, one reduction of
+    products per tap, ``(g, c, *kernel)``."""
+    lengths = spatial_shape(x, spec)
+    if spec.layout == "channels_first":
+        x, reduced = x[:, :, None], (0, *range(3, 3 + spec.ndim))
+    else:
+        x, reduced = x[..., None], tuple(range(spec.ndim + 1))
+    windows = _cotangent_windows(u, spec=spec, kernel=kernel, lengths=lengths, groups=spec.groups)
+    per_tap = [(x * window).sum(axis=reduced) for _, window in windows]  # each (g, c)
+    return jnp.stack(per_tap, axis=-1).reshape(*per_tap[0].shape, *kernel)
+
+
+def _adjoint_term(linear, shape, dtype, tangent):
+    """The transpose of ``linear`` (a map onto ``tangent``'s space from arrays of
+    ``shape``) applied to ``tangent``: reverse mode transposes it back into ``linear``."""
+    (term,) = jax.linear_transpose(linear, jax.ShapeDtypeStruct(shape, dtype))(
+        tangent.astype(dtype)
+    )
+    return term
+
+
+def _input_term(dx, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+    """The transposed convolution of ``dx`` with ``w``, as the adjoint of `_correlation`:
+    the input gradient is the correlation of the cotangent, shifted products."""
+    dtype = jnp.dtype(preferred_element_type or jnp.result_type(dx, w))
+    lengths, w_ = spatial_shape(dx, spec), w.astype(dtype)
+    return _adjoint_term(
+        lambda u: _correlation(u, w_, spec=spec, lengths=lengths),
+        spec.output_shape(dx.shape, w.shape),
+        dtype,
+        dx,
+    )
+
+
+def _weight_term(x, dw, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+    """The transposed convolution of ``x`` with ``dw``, as the adjoint of
+    `_weight_correlation` at ``x``: the weight gradient is one reduction of the
+    cotangent's window times ``x`` per tap."""
+    dtype = jnp.dtype(preferred_element_type or jnp.result_type(x, dw))
+    x_ = x.astype(dtype)
+    return _adjoint_term(
+        lambda u: _weight_correlation(u, x_, spec=spec, kernel=dw.shape[2:]),
+        spec.output_shape(x.shape, dw.shape),
+        dtype,
+        dw,
+    )
+
+
+def tapsum_adjoint(
+    x: jax.Array,
+    w: jax.Array,
+    spec: ConvTransposeSpec,
+    precision: Any = None,
+    preferred_element_type: Any = None,
+) -> jax.Array:
+    """`tapsum`'s values, with the derivatives of the adjoint form (depthwise layers,
+    ``C_in == groups``).
+
+    The transposed convolution is the adjoint of the depthwise strided correlation
+    ``C(u)[n, g, i] = sum_{c, j} u[n, g * c_m + c, i * stride + j * dilation - lo] *
+    w[g, c, j]``. The input gradient is ``C`` of the cotangent, and the weight gradient
+    ``C``'s own weight gradient at ``x``, both computed as shifted products of strided
+    windows of the cotangent, in either layout and with no phase interleaving to
+    transpose (JAX's transposes of `tapsum` on channels-first inputs deskew and
+    interleave the phases back, which XLA's CPU backend compiled into slow loops). A
+    custom JVP (`split`) whose terms reverse mode transposes, so forward mode and
+    higher derivatives work too.
+    """
+    return TAPSUM_ADJOINT(x, w, spec, precision, preferred_element_type)
+
+
 TAPSUM = Lowering(name="tapsum", values=tapsum, requires=_depthwise, phased=True)
+TAPSUM_ADJOINT = Lowering(
+    name="tapsum_adjoint",
+    values=tapsum,
+    tangent_rule=lambda spec: rules(_input_term, _weight_term),
+    requires=_depthwise,
+    phased=True,
+)
