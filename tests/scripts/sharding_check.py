@@ -49,7 +49,13 @@ LAYERS = {  # name: (x shape, w shape, spec, methods)
         (8, 4, 5, 5),
         (4, 1, 3, 3),
         ConvTransposeSpec(stride=(2, 2), dilation=(1, 1), crop=((1, 0), (1, 0)), groups=4),
-        [*METHODS, "tapsum"],
+        [*METHODS, "tapsum", "tapsum_adjoint"],
+    ),
+    "depthwise_1d": (  # auto: tapsum/tapsum_adjoint on the CPU
+        (8, 4, 7),
+        (4, 2, 4),
+        ConvTransposeSpec(stride=(2,), dilation=(1,), crop=((1, 1),), groups=4),
+        ["auto", "tapsum", "tapsum_adjoint"],
     ),
     "gapped": (  # kernel < stride: matmul pads each stamp to the stride
         (8, 4, 5, 5),

@@ -194,12 +194,13 @@ def _weight_correlation(u, x, *, spec: ConvTransposeSpec, kernel):
     return jnp.stack(per_tap, axis=-1).reshape(*per_tap[0].shape, *kernel)
 
 
-def _adjoint_term(linear, shape, dtype, tangent):
-    """The transpose of ``linear`` (a map onto ``tangent``'s space from arrays of
-    ``shape``) applied to ``tangent``: reverse mode transposes it back into ``linear``."""
-    (term,) = jax.linear_transpose(linear, jax.ShapeDtypeStruct(shape, dtype))(
-        tangent.astype(dtype)
-    )
+def _adjoint_term(linear, x, w, spec: ConvTransposeSpec, tangent):
+    """The transpose of ``linear`` (a map from the layer's outputs for ``x`` and ``w``
+    onto ``tangent``'s space) applied to ``tangent``: reverse mode transposes it back
+    into ``linear``. The outputs' type is the forward's, sharding included (under
+    ``Explicit`` mesh axes the transpose checks it against ``tangent``'s)."""
+    output = jax.eval_shape(functools.partial(tapsum, spec=spec), x, w)
+    (term,) = jax.linear_transpose(linear, output)(tangent)
     return term
 
 
@@ -207,12 +208,10 @@ def _input_term(dx, w, spec: ConvTransposeSpec, precision=None, preferred_elemen
     """The transposed convolution of ``dx`` with ``w``, as the adjoint of `_correlation`:
     the input gradient is the correlation of the cotangent, shifted products."""
     dtype = jnp.dtype(preferred_element_type or jnp.result_type(dx, w))
-    lengths, w_ = spatial_shape(dx, spec), w.astype(dtype)
+    dx_, w_ = dx.astype(dtype), w.astype(dtype)
+    lengths = spatial_shape(dx, spec)
     return _adjoint_term(
-        lambda u: _correlation(u, w_, spec=spec, lengths=lengths),
-        spec.output_shape(dx.shape, w.shape),
-        dtype,
-        dx,
+        lambda u: _correlation(u, w_, spec=spec, lengths=lengths), dx_, w_, spec, dx_
     )
 
 
@@ -221,12 +220,9 @@ def _weight_term(x, dw, spec: ConvTransposeSpec, precision=None, preferred_eleme
     `_weight_correlation` at ``x``: the weight gradient is one reduction of the
     cotangent's window times ``x`` per tap."""
     dtype = jnp.dtype(preferred_element_type or jnp.result_type(x, dw))
-    x_ = x.astype(dtype)
+    x_, dw_ = x.astype(dtype), dw.astype(dtype)
     return _adjoint_term(
-        lambda u: _weight_correlation(u, x_, spec=spec, kernel=dw.shape[2:]),
-        spec.output_shape(x.shape, dw.shape),
-        dtype,
-        dw,
+        lambda u: _weight_correlation(u, x_, spec=spec, kernel=dw.shape[2:]), x_, dw_, spec, dw_
     )
 
 
