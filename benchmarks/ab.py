@@ -1,6 +1,6 @@
 """Same-run A/B of two checkouts of convt on the benchmark's layers (CPU).
 
-    python benchmarks/ab.py BASE_SRC [--repeats 15] [--only NAME ...]
+    python benchmarks/ab.py BASE_SRC [--repeats 15] [--only NAME ...] [--zoo]
 
 ``BASE_SRC`` is the other checkout's ``src`` (``git worktree add /tmp/base COMMIT``,
 then ``/tmp/base/src``); this checkout's ``src`` is the new side. Each side runs in its
@@ -10,6 +10,8 @@ parent interleaves them: one call of A and one of B, in alternating order (ABBA)
 backward under ``jax.jit`` (as training runs them, through ``convt.torch``'s functional
 form with ``auto``), and the eager call of the same function (the front-end's Python
 work on every call). Reports medians and new/base ratios, with their geometric mean.
+``--zoo`` runs the layers of `zoo.py` instead (channels-last variants through
+``convt.conv_transpose`` with the layer's spec).
 """
 
 from __future__ import annotations
@@ -36,11 +38,17 @@ def _runner(layer, mode: str):
     from bench import JAX_FN
 
     rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.standard_normal(layer.x_shape), layer.dtype)
+    channels_last = getattr(layer, "channels_last", False)
+    x_shape = layer.input_shape if channels_last else layer.x_shape
+    x = jnp.asarray(rng.standard_normal(x_shape), layer.dtype)
     w = jnp.asarray(rng.standard_normal(layer.w_shape) * 0.05, layer.dtype)
     b = jnp.asarray(rng.standard_normal(layer.c_out), layer.dtype)
 
     def f(x, w, b):
+        if channels_last:
+            import convt
+
+            return convt.conv_transpose(x, w, b, spec=layer.spec())
         return JAX_FN[layer.ndim](x, w, b, **layer.kwargs)
 
     c = jnp.asarray(rng.standard_normal(f(x, w, b).shape), layer.dtype)
@@ -71,8 +79,10 @@ def worker(src: str) -> None:
     prints the seconds) on stdin/stdout, with the convt of ``src``."""
     sys.path[:0] = [src, str(HERE)]
     from bench import LAYERS
+    from zoo import ZOO
 
     layers = {layer.name: layer for layer in LAYERS}
+    layers.update({f"zoo:{layer.name}": layer for layer in ZOO})
     run = None
     for line in sys.stdin:
         command = line.split()
@@ -107,6 +117,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--passes", nargs="*", default=list(PASSES))
+    parser.add_argument("--zoo", action="store_true", help="the layers of zoo.py")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -114,8 +125,11 @@ def main() -> None:
         return
     sys.path.insert(0, str(HERE))
     from bench import LAYERS
+    from zoo import ZOO
 
-    names = args.only or [layer.name for layer in LAYERS]
+    names = args.only or [layer.name for layer in (ZOO if args.zoo else LAYERS)]
+    if args.zoo:
+        names = [f"zoo:{name}" for name in names]
     sides = {"base": _start(args.base), "new": _start(str(ROOT / "src"))}
     rows, ratios = [], {p: [] for p in args.passes}
     try:

@@ -68,6 +68,7 @@ class Features(NamedTuple):
     dilated: bool
     channels_first: bool
     unstrided: bool
+    single: bool  # a batch of one (also when the input's shape is not given)
     stride_2_in_2d: bool
     small: bool  # col2im's products within COL2IM_LIMIT_BYTES
     col2im_smaller: bool  # ... and the smaller im2col (COL2IM_RATIO, ..._FEW_CHANNELS)
@@ -124,6 +125,7 @@ def features(
         dilated=not undilated,
         channels_first=spec.layout == "channels_first",
         unstrided=all(s == 1 for s in spec.stride),
+        single=input_shape is None or input_shape[0] == 1,
         stride_2_in_2d=spec.ndim == 2 and all(s == 2 for s in spec.stride),
         small=small,
         col2im_smaller=small and products <= ratio * windows,
@@ -239,6 +241,15 @@ _CPU_BACKWARD = (
         "(Mimi 0.62 ms against tapsum/phase_gemm's 1.06, Kokoro 0.78 against 1.47, 2-D "
         "unstrided 2.05 against tapsum's 7.3; 2-D strided, phase_gemm's weight gradient "
         "won: 9.9 ms against 24)",
+        source=CPU_SOURCE,
+    ),
+    Rule(
+        condition="depthwise, 1-D, channels last, a batch of one",
+        method="tapsum_adjoint",
+        when=lambda f: f.depthwise and f.ndim == 1 and not f.channels_first and f.single,
+        reason="tapsum's transposes compile slowly for one 1-D sequence (Kokoro channels "
+        "last 2.09 ms against 7.36; 256x512 2.7-3.5x faster; from a batch of 2, tapsum's "
+        "won: 1.3-3.4x; 2-D, tapsum's won at batch 1 too)",
         source=CPU_SOURCE,
     ),
     Rule(

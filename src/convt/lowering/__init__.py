@@ -21,6 +21,9 @@ Every function here computes exactly the same result, without bias:
 * `tapsum()` -- depthwise layers (one input channel per group): the phase
   decomposition evaluated as a sum of shifted elementwise products, which XLA's CPU
   backend runs far faster than its grouped convolution.
+* `tapsum_adjoint()` -- `tapsum`'s values, with derivatives as the adjoint of the
+  depthwise strided correlation: strided windows of the cotangent times the weight
+  (input gradient), and one reduction per tap (weight gradient).
 * `adjoint()` -- the reference's values, with derivatives as the adjoint of a strided
   convolution: the input gradient that convolution, the weight gradient its own weight
   gradient (the three convolutions cuDNN runs for torch on a GPU).
