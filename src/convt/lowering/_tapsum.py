@@ -21,7 +21,13 @@ from convt.lowering._plan import (
     tap_windows,
 )
 from convt.lowering._record import Lowering, rules
-from convt.lowering._xla import channels_to_last, output_lengths, reshape, spatial_shape
+from convt.lowering._xla import (
+    channels_to_last,
+    crop_axes,
+    output_lengths,
+    reshape,
+    spatial_shape,
+)
 from convt.spec import ConvTransposeSpec
 
 _TAPSUM_CHANNELS = 8  # tapsum multiplies per output channel up to this many (phases x multipliers)
@@ -133,23 +139,21 @@ def _depthwise(spec: ConvTransposeSpec, weight_shape: tuple[int, ...]) -> str | 
     return None
 
 
-def _cotangent_windows(u, *, spec: ConvTransposeSpec, kernel, lengths, groups: int):
+def _cotangent_windows(u, *, spec: ConvTransposeSpec, kernel, lengths):
     """Per tap ``j`` of the kernel, the strided window ``u[i * stride + j * dilation -
     lo]`` over the input's positions ``i`` (``lengths``) of ``u`` ``(N, C_out, *out)``
     (or channels last), zero outside the output: ``(N, g, c, *in)``, or ``(N, *in, g,
     c)`` channels last (``C_out = g * c``)."""
-    n = spec.ndim
+    n, groups = spec.ndim, spec.groups
     multiplier = u.shape[spec.channel_axis] // groups
+    # back to the uncropped output (a negative crop is cropped here)
+    u = crop_axes(u, spec, [(-lo, -hi) for lo, hi in spec.crop])
     if spec.layout == "channels_first":
         u = reshape(u, (u.shape[0], groups, multiplier, *u.shape[2:]))
         first = 3
     else:
         u = reshape(u, (*u.shape[:-1], groups, multiplier))
         first = 1
-    config = [(0, 0, 0)] * u.ndim
-    for a, (lo, hi) in enumerate(spec.crop):
-        config[first + a] = (lo, hi, 0)  # back to the uncropped output (negative: crop)
-    u = lax.pad(u, jnp.zeros((), u.dtype), config)
     for taps in itertools.product(*(range(k) for k in kernel)):
         start, limit, strides = [0] * u.ndim, list(u.shape), [1] * u.ndim
         for a in range(n):
@@ -173,9 +177,7 @@ def _correlation(u, w, *, spec: ConvTransposeSpec, lengths):
     w[g, c, j]``: the depthwise strided correlation ``(N, C_out, *out) -> (N, C_in,
     *in)`` whose adjoint is the transposed convolution, as shifted products."""
     channel_axis = 2 if spec.layout == "channels_first" else -1
-    windows = _cotangent_windows(
-        u, spec=spec, kernel=w.shape[2:], lengths=lengths, groups=spec.groups
-    )
+    windows = _cotangent_windows(u, spec=spec, kernel=w.shape[2:], lengths=lengths)
     products = (window * _tap_weights(w, taps, spec) for taps, window in windows)
     return functools.reduce(operator.add, products).sum(axis=channel_axis)
 
@@ -189,7 +191,7 @@ def _weight_correlation(u, x, *, spec: ConvTransposeSpec, kernel):
         x, reduced = x[:, :, None], (0, *range(3, 3 + spec.ndim))
     else:
         x, reduced = x[..., None], tuple(range(spec.ndim + 1))
-    windows = _cotangent_windows(u, spec=spec, kernel=kernel, lengths=lengths, groups=spec.groups)
+    windows = _cotangent_windows(u, spec=spec, kernel=kernel, lengths=lengths)
     per_tap = [(x * window).sum(axis=reduced) for _, window in windows]  # each (g, c)
     return jnp.stack(per_tap, axis=-1).reshape(*per_tap[0].shape, *kernel)
 
