@@ -51,6 +51,8 @@ def _layers():
         c_in = c_in_g * groups
         shape = (batch, c_in, *spatial) if layout == "channels_first" else (batch, *spatial, c_in)
         yield spec, (c_in, c_out_g, *(kernel,) * ndim), shape
+    for stride, kernel in ((1, 129), (128, 256), (16, 256)):  # many taps (auto.MAX_TAPS)
+        yield ConvTransposeSpec.create(1, stride=stride), (4, 4, kernel), (1, 4, 16)
 
 
 def test_no_rule_is_dead():
@@ -79,6 +81,30 @@ def test_too_many_phases_and_gaps():
     assert choose_method(spec, (2, 3, 65, 33), "cuda") == "adjoint"
     for backend in ("cpu", "gpu", "tpu"):
         assert choose_method(spec, (2, 3, 3, 3), backend) == "matmul"
+
+
+def test_many_taps():
+    """Beyond `auto.MAX_TAPS` taps the CPU runs a form whose program does not grow with
+    them: one convolution when unstrided, `matmul`'s few shifted stamps for 1-D layers
+    whose stamps span at most `auto.MAX_STAMP_STRIDES` strides; the other platforms'
+    choices are unchanged."""
+    one_d = ConvTransposeSpec.create(1, stride=256, crop=128)
+    assert choose_method(one_d, (64, 32, 512), "cpu", (4, 64, 256)) == "matmul"
+    assert choose_method(one_d, (64, 32, 1024), "cpu", (4, 64, 256)) == "matmul"
+    assert choose_method(one_d, (64, 32, 1025), "cpu", (4, 64, 256)) == "phase_gemm"
+    assert choose_method(one_d, (64, 32, 128), "cpu", (4, 64, 256)) == "matmul"  # k < s
+    not_beyond = ConvTransposeSpec.create(1, stride=64)  # 128 taps: not beyond
+    assert choose_method(not_beyond, (64, 32, 128), "cpu", (4, 64, 256)) == "phase_gemm"
+    depthwise = ConvTransposeSpec.create(1, stride=128, groups=64)
+    assert choose_method(depthwise, (64, 1, 256), "cpu", (4, 64, 256)) == "matmul"
+    assert choose_method(depthwise, (64, 1, 256), "tpu", (4, 64, 256)) == "lhs_dilated/tapsum"
+    unstrided = ConvTransposeSpec.create(2, crop=15, groups=64)
+    assert choose_method(unstrided, (64, 1, 31, 31), "cpu", (1, 64, 32, 32)) == "lhs_dilated"
+    assert choose_method(unstrided, (64, 1, 11, 11), "cpu", (1, 64, 32, 32)) == (
+        "tapsum/tapsum_adjoint"
+    )
+    two_d = ConvTransposeSpec.create(2, stride=8)  # the phase forms won: one per phase
+    assert choose_method(two_d, (16, 16, 16, 16), "cpu", (4, 16, 32, 32)) == "phase/phase_gemm"
 
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU's rule")

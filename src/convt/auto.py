@@ -19,7 +19,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple
 
-from convt.lowering import MAX_PHASES, stamps_apart
+from convt.lowering import MAX_PHASES, stamp_widths, stamps_apart
 from convt.spec import ConvTransposeSpec
 
 __all__ = [
@@ -29,6 +29,8 @@ __all__ = [
     "COL2IM_WINDOWS_RATIO_BACKWARD",
     "FEW_CHANNELS",
     "GPU_BACKENDS",
+    "MAX_TAPS",
+    "MAX_STAMP_STRIDES",
     "PHASE_GEMM_LIMIT_BYTES",
     "PLATFORM_RULES",
     "RULES",
@@ -54,6 +56,8 @@ FEW_CHANNELS = 8  # output channels per group below which col2im's adds are shor
 COL2IM_RATIO = 0.9  # col2im when its products are at most this times the phase windows
 COL2IM_RATIO_FEW_CHANNELS = 0.25  # the same, with fewer than FEW_CHANNELS output channels
 COL2IM_WINDOWS_RATIO_BACKWARD = 1.5  # channels-last 1-D/2-D: col2im's backward up to this
+MAX_TAPS = 128  # above, the forms that trace every tap compile for seconds (CPU)
+MAX_STAMP_STRIDES = 4  # matmul's overlap-add terms (strides a stamp spans) for many taps
 
 
 class Features(NamedTuple):
@@ -63,6 +67,8 @@ class Features(NamedTuple):
     nonoverlapping: bool  # kernel == stride, no dilation: stamps side by side
     gaps: bool  # the dilated kernel shorter than the stride somewhere, stamps apart
     too_many_phases: bool  # prod(stride) > lowering.MAX_PHASES
+    many_taps: bool  # prod(kernel) > MAX_TAPS
+    stamp_strides: int  # prod(stamp_widths): the strides a stamp spans, all axes
     grouped: bool
     depthwise: bool  # C_in == groups > 1
     dilated: bool
@@ -120,6 +126,8 @@ def features(
         nonoverlapping=nonoverlapping,
         gaps=not nonoverlapping and stamps_apart(kernel, spec),
         too_many_phases=math.prod(spec.stride) > MAX_PHASES,
+        many_taps=math.prod(kernel) > MAX_TAPS,
+        stamp_strides=math.prod(stamp_widths(kernel, spec)),
         grouped=spec.groups > 1,
         depthwise=spec.groups > 1 and weight_shape[0] == spec.groups,
         dilated=not undilated,
@@ -175,9 +183,33 @@ def _too_many_phases(method: str) -> Rule:
     )
 
 
+TAPS_SOURCE = "CPU timings and compile times: benchmarks/many_taps.py, docs/benchmarks.md"
+_CPU_MANY_TAPS = (
+    Rule(
+        condition=f"more than {MAX_TAPS} taps, unstrided",
+        method="lhs_dilated",
+        when=lambda f: f.many_taps and f.unstrided,
+        reason="one convolution, where the other forms trace every tap (2-D depthwise k31: "
+        "compile 0.22 s against tapsum's 46, 311 ms against 224; 2-D 16->16 k15: 0.21 s "
+        "against 4.2, 38 ms against 94)",
+        source=TAPS_SOURCE,
+    ),
+    Rule(
+        condition=f"1-D, more than {MAX_TAPS} taps, a stamp within {MAX_STAMP_STRIDES} strides",
+        method="matmul",
+        when=lambda f: f.ndim == 1 and f.many_taps and f.stamp_strides <= MAX_STAMP_STRIDES,
+        reason="one GEMM of 2-4 shifted copies of the input, where the phase forms trace "
+        "every tap (64->32 k512 s256: compile 0.18 s against 8.7, 91 ms against 280; "
+        "depthwise k256 s128: 0.23 s against 9.3; iSTFT 514->1 k512 s128: 0.18 s against "
+        "col2im's 10, but 16-25 ms against 10)",
+        source=TAPS_SOURCE,
+    ),
+)
+
 _CPU_FORWARD = (
     _GAPS,
     _too_many_phases("lhs_dilated"),
+    *_CPU_MANY_TAPS,
     Rule(
         condition="kernel == stride",
         method="matmul",
@@ -233,6 +265,7 @@ _CPU_FORWARD = (
 _CPU_BACKWARD = (
     _GAPS,
     _too_many_phases("lhs_dilated"),
+    *_CPU_MANY_TAPS,
     Rule(
         condition="depthwise, channels first, 1-D or unstrided",
         method="tapsum_adjoint",

@@ -13,9 +13,12 @@ Every function here computes exactly the same result, without bias:
 * `phase_gemm()` -- the same decomposition as one group-batched matrix product
   over the taps' shifted windows (a small im2col; on channels-first inputs each window
   a contiguous slice of the flattened padded image).
-* `matmul()` -- the dilated kernel within the stride (``kernel == stride`` in most
-  models): the stamps do not overlap, so one matrix product and a depth-to-space give
-  the full output.
+* `matmul()` -- one matrix product and a depth-to-space. Where the dilated kernel is
+  within the stride (``kernel == stride`` in most models) the stamps do not overlap:
+  each input pixel's stamp is a column of the product. Where they overlap, the product
+  of a few shifted copies of the input (`stamp_widths`: the strides a stamp spans)
+  with the kernel cut into stride-long blocks gives the output block by block, however
+  many taps.
 * `col2im()` -- the same decomposition with the product first: one GEMM of the input
   with every tap, then each phase adds its taps' shifted products (a col2im).
 * `tapsum()` -- depthwise layers (one input channel per group): the phase
@@ -47,7 +50,7 @@ from __future__ import annotations
 from convt.lowering._adjoint import ADJOINT, adjoint
 from convt.lowering._col2im import COL2IM, col2im
 from convt.lowering._lhs_dilated import LHS_DILATED, lhs_dilated
-from convt.lowering._matmul import MATMUL, matmul, stamps_apart
+from convt.lowering._matmul import MATMUL, matmul, stamp_widths, stamps_apart
 from convt.lowering._phase import PHASE, PHASE_CONV, phase, phase_conv
 from convt.lowering._phase_gemm import PHASE_GEMM, phase_gemm
 from convt.lowering._record import MAX_PHASES, Lowering, Tangent, Values
@@ -74,6 +77,7 @@ __all__ = [
     "phase_gemm",
     "regroup_kernel",
     "split",
+    "stamp_widths",
     "stamps_apart",
     "tapsum",
     "tapsum_adjoint",

@@ -1,7 +1,9 @@
-"""`matmul`: stamps that do not overlap, as one matrix product and a depth-to-space."""
+"""`matmul`: each input pixel's stamp from one matrix product, then a depth-to-space
+(stamps that overlap: the product of a few shifted copies of the input)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +22,14 @@ def stamps_apart(kernel: Sequence[int], spec: ConvTransposeSpec) -> bool:
     return all(effective_kernel(k, d) <= s for k, s, d in zip(kernel, spec.stride, spec.dilation))
 
 
+def stamp_widths(kernel: Sequence[int], spec: ConvTransposeSpec) -> tuple[int, ...]:
+    """Strides each stamp spans, ``ceil((dilation * (k - 1) + 1) / stride)`` per axis
+    (1 where the stamps do not overlap)."""
+    return tuple(
+        -(-effective_kernel(k, d) // s) for k, s, d in zip(kernel, spec.stride, spec.dilation)
+    )
+
+
 def matmul(
     x: jax.Array,
     w: jax.Array,
@@ -29,10 +39,13 @@ def matmul(
 ) -> jax.Array:
     """One matrix product and a depth-to-space, then the crop (without bias).
 
-    Needs stamps that do not overlap: the dilated kernel within the stride on every axis
-    (`stamps_apart`). Where it is shorter (``kernel < stride``), each stamp is padded
-    to the stride, so tracing costs the same whatever the stride.
+    Where the dilated kernel is within the stride on every axis (`stamps_apart`), each
+    input pixel's stamp is one column of the product (padded to the stride where the
+    kernel is shorter, so tracing costs the same whatever the stride). Where stamps
+    overlap, see `_overlapping_stamps`: the same program size whatever the number of taps.
     """
+    if not stamps_apart(w.shape[2:], spec):
+        return _overlapping_stamps(x, w, spec, precision, preferred_element_type)
     n, groups = spec.ndim, spec.groups
     c_in, c_out_g, *kernel = w.shape
     letters = "abcdefgh"[:n]
@@ -65,22 +78,81 @@ def matmul(
     if any(c != (0, 0, 0) for c in config):
         y = lax.pad(y, jnp.zeros((), y.dtype), config)
     full = [m * s for m, s in zip(spatial, spec.stride)]
+    return _output(y, spec, shape=(x.shape[0], groups * c_out_g, *full), crop=crop)
+
+
+def _overlapping_stamps(x, w, spec: ConvTransposeSpec, precision, preferred_element_type):
+    """Stamps that overlap, ``width`` (`stamp_widths`) strides long: with the kernel
+    padded to ``width * stride`` taps, output block ``q`` (``stride`` long) is
+    ``y[q * s + r] = sum_m x[q - m] w[m * s + r]`` over ``m < width``. One GEMM of the
+    ``prod(width)`` shifted copies of the input (``C_in / g * prod(width)`` deep) with
+    the kernel's blocks (``C_out / g * prod(stride)`` wide) gives every block: no
+    product tensor larger than the output, and ``prod(width)`` windows whatever the
+    number of taps (a 512-tap kernel at stride 128 is 4 windows, where the phase forms
+    trace 512 taps)."""
+    n, groups = spec.ndim, spec.groups
+    c_in, c_out_g, *kernel = w.shape
+    widths = stamp_widths(kernel, spec)
+    spatial = spatial_shape(x, spec)
+    blocks = [m + width - 1 for m, width in zip(spatial, widths)]
+    # the kernel's taps `dilation` apart in `width` strides, each axis split (m, r)
+    config, crop = [(0, 0, 0)] * (3 + n), []
+    for axis, (k, s, d, width, (lo, hi)) in enumerate(
+        zip(kernel, spec.stride, spec.dilation, widths, spec.crop)
+    ):
+        extent = effective_kernel(k, d)
+        config[3 + axis] = (0, width * s - extent, d - 1)
+        crop.append((lo, hi + width * s - extent))  # the last block's padding is past the output
+    wg = reshape(w, (groups, c_in // groups, c_out_g, *kernel))
+    wg = lax.pad(wg, jnp.zeros((), wg.dtype), config)
+    wg = reshape(wg, (*wg.shape[:3], *(v for ws in zip(widths, spec.stride) for v in ws)))
+    # the shifted copies: block q reads pixel q - m, from the input padded width - 1 on
+    # both sides
+    space = spec.spatial_axes
+    pad = [(0, 0, 0)] * x.ndim
+    for a, width in zip(space, widths):
+        pad[a] = (width - 1, width - 1, 0)
+    xp = lax.pad(x, jnp.zeros((), x.dtype), pad)
+    windows = []
+    for shift in itertools.product(*(range(width) for width in widths)):
+        start = [0] * x.ndim
+        limit = list(xp.shape)
+        for a, m, width, z in zip(space, shift, widths, blocks):
+            start[a], limit[a] = width - 1 - m, width - 1 - m + z
+        windows.append(lax.slice(xp, start, limit))
+    letters, rlet = "abcdefgh"[:n], "stuvwxyz"[:n]
+    window = "W"  # the shifts, flattened
+    xw = jnp.stack(windows, axis=1)  # (N, W, *x's other axes)
+    shape = (xw.shape[0], len(windows))
     if spec.layout == "channels_first":
-        y = reshape(y, (x.shape[0], groups * c_out_g, *full))
+        xw = reshape(xw, (*shape, groups, c_in // groups, *blocks))
+        lhs = "N" + window + "GI" + letters
+        out = "NGO" + "".join(a + r for a, r in zip(letters, rlet))
     else:
-        y = reshape(y, (x.shape[0], *full, groups * c_out_g))
-    return crop_axes(y, spec, crop)
+        xw = reshape(xw, (*shape, *blocks, groups, c_in // groups))
+        lhs = "N" + window + letters + "GI"
+        out = "N" + "".join(a + r for a, r in zip(letters, rlet)) + "GO"
+    wg = reshape(
+        jnp.transpose(wg, (0, 1, 2, *range(3, 3 + 2 * n, 2), *range(4, 4 + 2 * n, 2))),
+        (groups, c_in // groups, c_out_g, len(windows), *spec.stride),
+    )
+    y = jnp.einsum(
+        f"{lhs},GIO{window}{rlet}->{out}",
+        xw,
+        wg,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
+    full = [z * s for z, s in zip(blocks, spec.stride)]
+    return _output(y, spec, shape=(x.shape[0], groups * c_out_g, *full), crop=crop)
 
 
-def _stamps_do_not_overlap(spec: ConvTransposeSpec, weight_shape: tuple[int, ...]) -> str | None:
-    kernel = weight_shape[2:]
-    if not stamps_apart(kernel, spec):
-        return (
-            "method='matmul' needs stamps that do not overlap, dilation * (kernel - 1) + 1 "
-            f"<= stride on every axis, got kernel {tuple(kernel)}, stride {spec.stride}, "
-            f"dilation {spec.dilation}"
-        )
-    return None
+def _output(y, spec: ConvTransposeSpec, *, shape, crop):
+    """The blocks ``y``, each axis's pixels and taps adjacent, as the uncropped output
+    (``shape``: ``(N, C_out, *spatial)``, laid out as the spec says), cropped."""
+    if spec.layout == "channels_last":
+        shape = (shape[0], *shape[2:], shape[1])
+    return crop_axes(reshape(y, shape), spec, crop)
 
 
-MATMUL = Lowering(name="matmul", values=matmul, requires=_stamps_do_not_overlap)
+MATMUL = Lowering(name="matmul", values=matmul)

@@ -119,8 +119,8 @@ class Lowering:
             reason = (
                 f"method={self.name!r} works stride phase by stride phase, and stride "
                 f"{spec.stride} has {phases} of them (at most {MAX_PHASES}); use "
-                "'lhs_dilated' or 'adjoint' (or 'matmul' where the stamps do not overlap, or "
-                "'auto')"
+                "'lhs_dilated', 'adjoint' or 'matmul' (a program the same size whatever the "
+                "stride), or 'auto'"
             )
         return reason
 
