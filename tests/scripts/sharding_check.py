@@ -35,7 +35,7 @@ LAYERS = {  # name: (x shape, w shape, spec, methods)
         (8, 2, 3, 3, 3),
         (2, 2, 4, 4, 4),
         ConvTransposeSpec(stride=(2,) * 3, dilation=(1,) * 3, crop=((1, 1),) * 3),
-        METHODS,
+        [*METHODS, "matmul"],
     ),
     "1d_last": (
         (8, 9, 3),
@@ -62,6 +62,12 @@ LAYERS = {  # name: (x shape, w shape, spec, methods)
         (4, 3, 2, 2),
         ConvTransposeSpec(stride=(3, 3), dilation=(1, 1), crop=((1, 0), (1, 0))),
         ["auto", "lhs_dilated", "matmul", "adjoint"],
+    ),
+    "many_taps": (  # auto: matmul's shifted input copies on the CPU (beyond 128 taps)
+        (8, 4, 3),
+        (4, 2, 256),
+        ConvTransposeSpec(stride=(128,), dilation=(1,), crop=((64, 64),)),
+        ["auto", "matmul"],
     ),
     "k_eq_s": (
         (8, 4, 5, 5),
