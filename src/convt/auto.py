@@ -57,7 +57,7 @@ COL2IM_RATIO = 0.9  # col2im when its products are at most this times the phase 
 COL2IM_RATIO_FEW_CHANNELS = 0.25  # the same, with fewer than FEW_CHANNELS output channels
 COL2IM_WINDOWS_RATIO_BACKWARD = 1.5  # channels-last 1-D/2-D: col2im's backward up to this
 MAX_TAPS = 128  # above, the forms that trace every tap compile for seconds (CPU)
-MAX_STAMP_STRIDES = 4  # matmul's overlap-add terms (strides a stamp spans) for many taps
+MAX_STAMP_STRIDES = 4  # the most shifted input copies (strides a stamp spans) matmul takes
 
 
 class Features(NamedTuple):
