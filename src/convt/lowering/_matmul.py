@@ -16,18 +16,30 @@ from convt.lowering._xla import crop_axes, reshape, spatial_shape
 from convt.spec import ConvTransposeSpec, effective_kernel
 
 
-def stamps_apart(kernel: Sequence[int], spec: ConvTransposeSpec) -> bool:
-    """Whether the stamps never overlap: ``dilation * (kernel - 1) + 1 <= stride`` on
-    every axis (`matmul` applies)."""
-    return all(effective_kernel(k, d) <= s for k, s, d in zip(kernel, spec.stride, spec.dilation))
-
-
 def stamp_widths(kernel: Sequence[int], spec: ConvTransposeSpec) -> tuple[int, ...]:
     """Strides each stamp spans, ``ceil((dilation * (k - 1) + 1) / stride)`` per axis
     (1 where the stamps do not overlap)."""
     return tuple(
         -(-effective_kernel(k, d) // s) for k, s, d in zip(kernel, spec.stride, spec.dilation)
     )
+
+
+def stamps_apart(kernel: Sequence[int], spec: ConvTransposeSpec) -> bool:
+    """Whether the stamps never overlap: ``dilation * (kernel - 1) + 1 <= stride`` on
+    every axis (each spans one stride)."""
+    return all(width == 1 for width in stamp_widths(kernel, spec))
+
+
+def _kernel_padding(kernel, spec: ConvTransposeSpec, widths):
+    """Each kernel axis padded to ``width * stride`` taps, the taps ``dilation`` apart
+    (an interior and a high padding, ``lax.pad``'s triples), and the output crop that
+    drops the last stamp's padding past the output."""
+    padding, crop = [], []
+    for k, s, d, width, (lo, hi) in zip(kernel, spec.stride, spec.dilation, widths, spec.crop):
+        extent = effective_kernel(k, d)
+        padding.append((0, width * s - extent, d - 1))
+        crop.append((lo, hi + width * s - extent))
+    return padding, crop
 
 
 def matmul(
@@ -70,11 +82,10 @@ def matmul(
     # Each stamp's taps sit `dilation` apart in a window of `stride`: the zeros between
     # and after them are an interior and a high padding of the kernel axes.
     first = 3 if spec.layout == "channels_first" else 1
-    config, crop = [(0, 0, 0)] * y.ndim, []
-    for axis, (k, s, d, (lo, hi)) in enumerate(zip(kernel, spec.stride, spec.dilation, spec.crop)):
-        extent = effective_kernel(k, d)
-        config[first + 2 * axis + 1] = (0, s - extent, d - 1)
-        crop.append((lo, hi + s - extent))  # the last stamp's padding is past the output
+    padding, crop = _kernel_padding(kernel, spec, (1,) * n)
+    config = [(0, 0, 0)] * y.ndim
+    for axis, axis_padding in enumerate(padding):
+        config[first + 2 * axis + 1] = axis_padding
     if any(c != (0, 0, 0) for c in config):
         y = lax.pad(y, jnp.zeros((), y.dtype), config)
     full = [m * s for m, s in zip(spatial, spec.stride)]
@@ -95,16 +106,10 @@ def _overlapping_stamps(x, w, spec: ConvTransposeSpec, precision, preferred_elem
     widths = stamp_widths(kernel, spec)
     spatial = spatial_shape(x, spec)
     blocks = [m + width - 1 for m, width in zip(spatial, widths)]
-    # the kernel's taps `dilation` apart in `width` strides, each axis split (m, r)
-    config, crop = [(0, 0, 0)] * (3 + n), []
-    for axis, (k, s, d, width, (lo, hi)) in enumerate(
-        zip(kernel, spec.stride, spec.dilation, widths, spec.crop)
-    ):
-        extent = effective_kernel(k, d)
-        config[3 + axis] = (0, width * s - extent, d - 1)
-        crop.append((lo, hi + width * s - extent))  # the last block's padding is past the output
+    # the kernel in `width` strides per axis, then each axis split (m, r)
+    padding, crop = _kernel_padding(kernel, spec, widths)
     wg = reshape(w, (groups, c_in // groups, c_out_g, *kernel))
-    wg = lax.pad(wg, jnp.zeros((), wg.dtype), config)
+    wg = lax.pad(wg, jnp.zeros((), wg.dtype), [(0, 0, 0)] * 3 + padding)
     wg = reshape(wg, (*wg.shape[:3], *(v for ws in zip(widths, spec.stride) for v in ws)))
     # the shifted copies: block q reads pixel q - m, from the input padded width - 1 on
     # both sides
