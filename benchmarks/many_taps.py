@@ -67,7 +67,7 @@ def before(spec, weight_shape, input_shape) -> str:
     """What ``auto`` ran on the CPU without the many-tap rules."""
     layer = auto.features(spec, weight_shape, input_shape)
     picks = [
-        auto.first_rule([r for r in auto.RULES["cpu"][d] if "taps" not in r.condition], layer)
+        auto.first_rule([r for r in auto.RULES["cpu"][d] if r not in auto.CPU_MANY_TAPS], layer)
         for d in ("forward", "backward")
     ]
     forward, backward = (r.method for r in picks)

@@ -27,6 +27,7 @@ __all__ = [
     "COL2IM_RATIO",
     "COL2IM_RATIO_FEW_CHANNELS",
     "COL2IM_WINDOWS_RATIO_BACKWARD",
+    "CPU_MANY_TAPS",
     "FEW_CHANNELS",
     "GPU_BACKENDS",
     "MAX_TAPS",
@@ -184,7 +185,9 @@ def _too_many_phases(method: str) -> Rule:
 
 
 TAPS_SOURCE = "CPU timings and compile times: benchmarks/many_taps.py, docs/benchmarks.md"
-_CPU_MANY_TAPS = (
+# first in both CPU directions after the phase count; benchmarks/many_taps.py times them
+# against what the rules after them would pick
+CPU_MANY_TAPS = (
     Rule(
         condition=f"more than {MAX_TAPS} taps, unstrided",
         method="lhs_dilated",
@@ -209,7 +212,7 @@ _CPU_MANY_TAPS = (
 _CPU_FORWARD = (
     _GAPS,
     _too_many_phases("lhs_dilated"),
-    *_CPU_MANY_TAPS,
+    *CPU_MANY_TAPS,
     Rule(
         condition="kernel == stride",
         method="matmul",
@@ -265,7 +268,7 @@ _CPU_FORWARD = (
 _CPU_BACKWARD = (
     _GAPS,
     _too_many_phases("lhs_dilated"),
-    *_CPU_MANY_TAPS,
+    *CPU_MANY_TAPS,
     Rule(
         condition="depthwise, channels first, 1-D or unstrided",
         method="tapsum_adjoint",
