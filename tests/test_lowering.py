@@ -328,6 +328,35 @@ def test_many_taps_trace_in_bounded_work():
     assert equations(129, stride=1) == equations(999, stride=1)
 
 
+@pytest.mark.parametrize(
+    "stride, crop, kernel",
+    [
+        ((2, 2), ((1, 0), (1, 0)), (3, 3)),  # 9 taps: one slice and pad per piece
+        ((2, 2, 2), ((1, 0),) * 3, (3, 3, 3)),  # 27 taps: one frame per phase
+        ((2, 1), ((4, -2), (0, 5)), (5, 4)),  # 20 taps, crops some pieces never reach
+        ((3,), ((7, 6),), (17,)),  # 1-D, 17 taps, most of the output cropped
+    ],
+)
+def test_col2im_derivative_forms(stride, crop, kernel, monkeypatch):
+    """`col2im`'s derivatives sum each phase's taps per piece up to ``FRAMED_TAPS``
+    taps and in one padded frame beyond (`_framed_sum`): both against the definition
+    (values, the three gradients), and the frame taken only where the kernel is
+    larger."""
+    from convt.lowering import _col2im
+
+    n = len(kernel)
+    spec = ConvTransposeSpec.create(n, stride=stride, crop=crop)
+    x_shape, w_shape = (2, 3, *(5,) * n), (3, 2, *kernel)
+    framed = []
+    original = _col2im._framed_sum
+    monkeypatch.setattr(_col2im, "_framed_sum", lambda *a: framed.append(1) or original(*a))
+    jax.clear_caches()  # trace anew, through the patched module
+    compare_with_reference(spec, x_shape, w_shape, "col2im", seed=7)
+    assert bool(framed) == (np.prod(kernel) > _col2im.FRAMED_TAPS)
+    # a 3-D k3 kernel's per-piece derivatives compiled for 7 s (docs/benchmarks.md)
+    assert _col2im.FRAMED_TAPS < 27
+
+
 def test_hazard_axes():
     spec = ConvTransposeSpec(stride=(1, 2), dilation=(1, 1), crop=((1, 1), (1, 1)))
     assert xla_swap_hazard_axes(spec, (4, 2)) == (1,)

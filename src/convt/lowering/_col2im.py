@@ -24,6 +24,10 @@ from convt.lowering._xla import (
 )
 from convt.spec import ConvTransposeSpec
 
+# Above this many taps the derivatives' overlap-adds take `_framed_sum`'s form (fewer,
+# the per-piece form: the same speed, no padded copies of the cotangent).
+FRAMED_TAPS = 16
+
 
 def _read_start(m: int, plan, n: int) -> int:
     """The row of a piece (``n`` long on this axis) that ``z[0]`` reads at window ``m``."""
@@ -61,8 +65,10 @@ def _framed_sum(terms, plans, spatial):
     Its transpose (``jax.grad``) pads the cotangent's phase once and slices each piece
     out of it, where the transpose of `_shifted_term` slices and pads every piece: the
     cotangent's im2col is then a concatenation of plain slices, which XLA's CPU backend
-    compiles faster (a 3-D k3 layer's ``jit(grad)``: 7.0 s against 1.8; 2-D stride-1 and
-    dilated layers 1.4-1.5x) and runs about as fast (docs/benchmarks.md)."""
+    compiles faster (a 3-D k3 layer's ``jit(grad)``: 7.0 s against 1.8) and runs about as
+    fast; the padded phases it holds cost memory (CycleGAN's k3 layer: 60 MB against 53),
+    so kernels of up to `FRAMED_TAPS` taps, which compile in under a second either way,
+    keep the per-piece form (docs/benchmarks.md)."""
     starts = [
         [_read_start(m, plan, n) for m, plan, n in zip(window, plans, spatial)]
         for _, window in terms
@@ -73,13 +79,14 @@ def _framed_sum(terms, plans, spatial):
         max(plan.z_length, *(n - s[a] for s in starts))
         for a, (plan, n) in enumerate(zip(plans, spatial))
     ]
-    z = None
-    for (piece, _), start in zip(terms, starts):
+
+    def framed(piece, start):
         config = [(0, 0, 0)] * piece.ndim
         for a, n in enumerate(spatial):
             config[1 + a] = (-start[a] - lo[a], hi[a] - (n - start[a]), 0)
-        term = lax.pad(piece, jnp.zeros((), piece.dtype), config)
-        z = term if z is None else z + term
+        return lax.pad(piece, jnp.zeros((), piece.dtype), config)
+
+    z = functools.reduce(jnp.add, (framed(p, st) for (p, _), st in zip(terms, starts)))
     index = [slice(None)] * z.ndim
     for a, plan in enumerate(plans):
         index[1 + a] = slice(-lo[a], -lo[a] + plan.z_length)
@@ -181,7 +188,7 @@ def _col2im_overlap(prod, x, w, spec, taps_first):
                 terms.append((pieces[int(np.ravel_multi_index(taps, kernel))], window))
         if not terms:
             phases.append(None)
-        elif taps_first:  # the derivatives' form: see _framed_sum
+        elif taps_first and math.prod(kernel) > FRAMED_TAPS:  # see _framed_sum
             phases.append(_framed_sum(terms, plans, spatial))
         else:
             phases.append(
