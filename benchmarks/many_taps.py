@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from bench import TORCH_FN, gemm_gflops
+from bench import TORCH_FN, gemm_gflops, time_interleaved
 from convt import ConvTransposeSpec, auto, conv_transpose
 
 HERE = Path(__file__).resolve().parent
@@ -104,14 +103,8 @@ def run(name, x_shape, w_shape, keywords, repeats):
 
     calls["torch"] = torch_step
     torch_step()
-    samples = {label: [] for label in calls}
-    for _ in range(repeats):
-        for label, call in calls.items():
-            start = time.perf_counter()
-            call()
-            samples[label].append(time.perf_counter() - start)
-    for label, times in samples.items():
-        row[f"{label} ms"] = round(1e3 * statistics.median(times), 2)
+    for label, seconds in time_interleaved(calls, repeats, budget_s=600.0).items():
+        row[f"{label} ms"] = round(1e3 * seconds, 2)
     return row
 
 

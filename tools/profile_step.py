@@ -4,7 +4,8 @@
     python tools/profile_step.py --model SAM
 
 ``LAYER`` is a name from ``benchmarks/zoo.py`` (or ``bench:NAME`` for the benchmark's
-own layers); ``--model`` a prefix of a decoder's name in ``benchmarks/bench.py``
+own layers), its forward or forward+backward as ``benchmarks/bench.py`` times it (the
+bias included); ``--model`` a prefix of a decoder's name in ``benchmarks/bench.py``
 (its training step, channels-first as ported). The step runs ``--steps`` times under
 ``jax.profiler.trace`` (its Perfetto trace needs no xprof), and the compiled program's
 HLO (``--xla_dump_to``) names what each thunk is: its shape and the JAX operation it
@@ -42,36 +43,23 @@ def _hlo_names(dump_dir: str) -> dict[str, tuple[str, str]]:
 
 
 def _step(args):
-    """The call to profile, warmed up."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
+    """The call to profile (the benchmark's own: `bench.candidates`,
+    `bench.model_candidates`), warmed up."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench
-    import convt
     from zoo import ZOO
 
     if args.model:
         (model,) = [m for m in bench.MODELS if m.name.startswith(args.model)]
         return bench.model_candidates(model, True, plain=False)["convt"]
     layers = {**{f"bench:{lay.name}": lay for lay in bench.LAYERS}, **{z.name: z for z in ZOO}}
-    layer = layers[args.layer]
-    spec = layer.spec()
-    rng = np.random.default_rng(0)
-    shape = layer.input_shape if layer.channels_last else layer.x_shape
-    x = jnp.asarray(rng.standard_normal(shape), layer.dtype)
-    w = jnp.asarray(rng.standard_normal(layer.w_shape) * 0.05, layer.dtype)
-
-    def f(x, w):
-        return convt.conv_transpose(x, w, spec=spec, method=args.method)
-
-    c = jnp.asarray(rng.standard_normal(jax.eval_shape(f, x, w).shape), layer.dtype)
-    if args.pass_ == "fwd":
-        fn = jax.jit(lambda x, w, c: f(x, w))
-    else:
-        fn = jax.jit(lambda x, w, c: jax.vjp(f, x, w)[1](c))
-    return lambda: jax.block_until_ready(fn(x, w, c))
+    auto = args.method == "auto"
+    runs = bench.candidates(
+        layers[args.layer], args.pass_ == "fwd+bwd", () if auto else (args.method,)
+    )
+    if not auto and args.method not in runs:
+        raise SystemExit(f"method={args.method!r} does not apply to {args.layer}")
+    return runs["convt" if auto else args.method]
 
 
 def main(argv=None) -> int:

@@ -24,8 +24,9 @@ from convt.lowering._xla import (
 )
 from convt.spec import ConvTransposeSpec
 
-# Above this many taps the derivatives' overlap-adds take `_framed_sum`'s form (fewer,
-# the per-piece form: the same speed, no padded copies of the cotangent).
+# Kernels with more taps than this sum the derivatives' overlap-adds in `_framed_sum`'s
+# frame; smaller ones per piece (`_shifted_term`: as fast, and no padded copies of the
+# cotangent).
 FRAMED_TAPS = 16
 
 
@@ -34,11 +35,18 @@ def _read_start(m: int, plan, n: int) -> int:
     return m * plan.reduced - plan.padding(n)[0]
 
 
+def _read_rows(m: int, plan, n: int) -> tuple[int, int, int]:
+    """``(start, lo, hi)``: `_read_start`, and the rows ``[lo, hi)`` of the piece that
+    ``z`` reads (empty where it reads none)."""
+    start = _read_start(m, plan, n)
+    return start, max(start, 0), min(start + plan.z_length, n)
+
+
 def _reaches(window, plans, spatial) -> bool:
     """Whether a piece read at ``window`` reaches the phase's ``z`` on every axis."""
     for m, plan, n in zip(window, plans, spatial):
-        start = _read_start(m, plan, n)
-        if min(start + plan.z_length, n) <= max(start, 0):
+        _, lo, hi = _read_rows(m, plan, n)
+        if hi <= lo:
             return False
     return True
 
@@ -51,8 +59,7 @@ def _shifted_term(products, window, plans, spatial):
     over)."""
     index, config = [slice(None)] * products.ndim, [(0, 0, 0)] * products.ndim
     for a, (m, plan, n) in enumerate(zip(window, plans, spatial)):
-        start = _read_start(m, plan, n)
-        lo, hi = max(start, 0), min(start + plan.z_length, n)
+        start, lo, hi = _read_rows(m, plan, n)
         index[1 + a] = slice(lo, hi)
         config[1 + a] = (lo - start, start + plan.z_length - hi, 0)
     term = products[tuple(index)]
@@ -177,6 +184,7 @@ def _col2im_overlap(prod, x, w, spec, taps_first):
         pieces = [q for p in pieces for q in jnp.split(p, kernel[a], axis=axis)]
     pieces = [reshape(p, (*lead, groups, c_out_g)) for p in pieces]
     spatial = spatial_shape(x, spec)
+    framed = taps_first and math.prod(kernel) > FRAMED_TAPS  # see _framed_sum
     phases = []
     for rho in itertools.product(*(range(s) for s in spec.stride)):
         terms = []
@@ -188,7 +196,7 @@ def _col2im_overlap(prod, x, w, spec, taps_first):
                 terms.append((pieces[int(np.ravel_multi_index(taps, kernel))], window))
         if not terms:
             phases.append(None)
-        elif taps_first and math.prod(kernel) > FRAMED_TAPS:  # see _framed_sum
+        elif framed:
             phases.append(_framed_sum(terms, plans, spatial))
         else:
             phases.append(
