@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from convt.lowering._plan import assemble, axis_plans
+from convt.lowering._plan import assemble, assemble_channels_first, axis_plans
 from convt.lowering._record import Lowering, bilinear_tangent
 from convt.lowering._xla import (
     channels_to_last,
@@ -51,22 +51,23 @@ def _reaches(window, plans, spatial) -> bool:
     return True
 
 
-def _shifted_term(products, window, plans, spatial):
+def _shifted_term(products, window, plans, spatial, first):
     """``z[u] = products[u + window * reduced - pad_lo]`` over ``u < z_length`` on
-    every spatial axis of one tap's ``(N, *X, g, c)`` products (which `_reaches` z): a
+    every spatial axis (from axis ``first`` on) of one tap's products (which `_reaches`
+    z): a
     slice, zero-extended where it runs past them (padding each term, not the whole
     product tensor, which a stride-1 layer's many windows would inflate many times
     over)."""
     index, config = [slice(None)] * products.ndim, [(0, 0, 0)] * products.ndim
     for a, (m, plan, n) in enumerate(zip(window, plans, spatial)):
         start, lo, hi = _read_rows(m, plan, n)
-        index[1 + a] = slice(lo, hi)
-        config[1 + a] = (lo - start, start + plan.z_length - hi, 0)
+        index[first + a] = slice(lo, hi)
+        config[first + a] = (lo - start, start + plan.z_length - hi, 0)
     term = products[tuple(index)]
     return lax.pad(term, jnp.zeros((), term.dtype), config) if any(map(any, config)) else term
 
 
-def _framed_sum(terms, plans, spatial):
+def _framed_sum(terms, plans, spatial, first):
     """``sum(_shifted_term(piece, window) for piece, window in terms)`` written as each
     piece padded whole into one frame that holds them all, the sum, then one slice.
     Its transpose (``jax.grad``) pads the cotangent's phase once and slices each piece
@@ -90,13 +91,13 @@ def _framed_sum(terms, plans, spatial):
     def framed(piece, start):
         config = [(0, 0, 0)] * piece.ndim
         for a, n in enumerate(spatial):
-            config[1 + a] = (-start[a] - lo[a], hi[a] - (n - start[a]), 0)
+            config[first + a] = (-start[a] - lo[a], hi[a] - (n - start[a]), 0)
         return lax.pad(piece, jnp.zeros((), piece.dtype), config)
 
     z = functools.reduce(jnp.add, (framed(p, st) for (p, _), st in zip(terms, starts)))
     index = [slice(None)] * z.ndim
     for a, plan in enumerate(plans):
-        index[1 + a] = slice(-lo[a], -lo[a] + plan.z_length)
+        index[first + a] = slice(-lo[a], -lo[a] + plan.z_length)
     return z[tuple(index)]
 
 
@@ -118,74 +119,113 @@ def col2im(
     benchmarks/).
 
     The values keep each output channel's taps together (``(.., c, *k)``, the weight as
-    stored): the overlap-adds fuse with the re-layout to channels-first, which reads
-    them channel by channel. The derivatives (`split`) put the taps first
-    (``(.., *k, c)``): the im2col of the cotangent then copies runs of channels (the
-    other orders were slower: docs/benchmarks.md, "Design measurements").
+    stored). Channels-first layers whose weight is no larger than their input multiply
+    channel-major (`_channel_major`: products ``(C_out prod(k), N, *X)``, each row an
+    image plane, no re-layout of the input or the output); the others channels-last
+    (``(N, *X, C_out prod(k))``), the overlap-adds fused with the re-layout to
+    channels-first. The derivatives (`split`) put the taps first (``(N, *X, *k, c)``):
+    the im2col of the cotangent then copies runs of channels (the other orders were
+    slower: docs/benchmarks.md, "Design measurements").
     """
     return COL2IM(x, w, spec, precision, preferred_element_type)
 
 
-def _col2im(
-    x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None, taps_first=False
-):
-    prod = _col2im_products(x, w, spec, precision, preferred_element_type, taps_first)
-    return _col2im_overlap(prod, x, w, spec, taps_first)
+def _col2im(x, w, spec: ConvTransposeSpec, precision=None, preferred_element_type=None):
+    channel_major = _channel_major(x, w, spec)
+    prod = _col2im_products(
+        x,
+        w,
+        spec=spec,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+        taps_first=False,
+        channel_major=channel_major,
+    )
+    return _col2im_overlap(prod, x, w, spec, taps_first=False, channel_major=channel_major)
 
 
 def _col2im_tangent(x, w, dx, dw, *, spec, precision=None, preferred_element_type=None):
     """``col2im``'s tangent, ``dx`` and ``dw`` (either ``None``) through one overlap-add
-    of the tangent products, taps first: its transpose builds the cotangent's im2col
-    once for both gradients, and the program holds one copy of the overlap-adds."""
+    of the tangent products, taps first and ``(N, *X, g, K)`` whatever the layout: its
+    transpose builds the cotangent's im2col once for both gradients, and the program
+    holds one copy of the overlap-adds. (Channel-major, the im2col is a concatenation
+    of image planes, but the input gradient's GEMM then contracts the cotangent's
+    leading axis, and XLA's CPU backend copies the whole im2col to transpose it:
+    CycleGAN's backward 1.2x slower.)"""
     products = functools.partial(
         _col2im_products,
         spec=spec,
         precision=precision,
         preferred_element_type=preferred_element_type,
         taps_first=True,
+        channel_major=False,
     )
     prod = bilinear_tangent(products, products, x, w, dx, dw)
-    return _col2im_overlap(prod, x, w, spec, taps_first=True)
+    return _col2im_overlap(prod, x, w, spec, taps_first=True, channel_major=False)
 
 
-def _col2im_products(x, w, spec, precision, preferred_element_type, taps_first):
-    """``(N, *X, g, C_out_g * prod(k))``, each output channel's taps together, or
-    ``(N, *X, g, prod(k) * C_out_g)`` with ``taps_first``."""
+def _channel_major(x, w, spec: ConvTransposeSpec) -> bool:
+    """Whether the values lay the products out ``(g, K, N, *X)``, every row a whole
+    image plane: the channels-first input needs no re-layout, and the overlap-adds
+    read contiguous rows and write the channels-first output directly. Taken for
+    channels-first layers whose weight is no larger than their input: the GEMM then
+    reads the weight transposed, which costs little only for small weights (forward,
+    against the ``(N, *X, g, K)`` form: CycleGAN k3 0.83x, MONAI 3-D 0.73x, DCGAN head
+    0.86x; Oobleck 2048->1024 k16 on 64 samples, whose weight is 256 times its input,
+    4x slower: docs/benchmarks.md)."""
+    return spec.layout == "channels_first" and w.size <= x.size
+
+
+def _col2im_products(
+    x, w, *, spec, precision, preferred_element_type, taps_first: bool, channel_major: bool
+):
+    """``x`` times every tap: ``(N, *X, g, K)``, or ``(g, K, N, *X)`` `_channel_major`
+    (``x`` channels-first), ``K = C_out_g * prod(k)`` with each output channel's taps
+    together, or ``prod(k) * C_out_g`` with ``taps_first``."""
     n, groups = spec.ndim, spec.groups
     c_in, c_out_g, *kernel = w.shape
     c_in_g = c_in // groups
-    xl = channels_to_last(x, spec)
     wg = reshape(w, (groups, c_in_g, c_out_g, math.prod(kernel)))
-    return grouped_matmul(
-        reshape(xl, (*xl.shape[: n + 1], groups, c_in_g)),
-        reshape(jnp.swapaxes(wg, 2, 3) if taps_first else wg, (groups, c_in_g, -1)),
-        precision,
-        preferred_element_type,
-    )
+    wg = reshape(jnp.swapaxes(wg, 2, 3) if taps_first else wg, (groups, c_in_g, -1))
+    options = dict(precision=precision, preferred_element_type=preferred_element_type)
+    if channel_major:
+        if groups == 1:  # a plain 2-D GEMM when N == 1 (see grouped_matmul)
+            prod = lax.dot_general(wg[0], x, (((0,), (1,)), ((), ())), **options)
+            return reshape(prod, (1, *prod.shape))
+        batch, _, *spatial = x.shape
+        xg = reshape(x, (batch, groups, c_in_g, *spatial))
+        return lax.dot_general(wg, xg, (((1,), (2,)), ((0,), (1,))), **options)
+    xl = channels_to_last(x, spec)
+    return grouped_matmul(reshape(xl, (*xl.shape[: n + 1], groups, c_in_g)), wg, **options)
 
 
-def _col2im_overlap(prod, x, w, spec, taps_first):
+def _col2im_overlap(prod, x, w, spec, *, taps_first: bool, channel_major: bool):
     """Each phase's sum of its taps' shifted products, interleaved and cropped."""
     plans = axis_plans(x, w, spec)
-    n = spec.ndim
+    n, groups = spec.ndim, spec.groups
     _, c_out_g, *kernel = w.shape
-    lead, groups = prod.shape[: n + 1], spec.groups
-    # one (N, *X, g, c) piece per tap: split's transpose is a concatenation, so the
-    # im2col of the cotangent is one copy (indexing the taps transposes to a sum of
-    # padded one-tap tensors)
-    prod = reshape(
-        prod, (*lead, groups, *((*kernel, c_out_g) if taps_first else (c_out_g, *kernel)))
-    )
-    # split one kernel axis at a time: the transposes are then k-way concatenations, which
-    # XLA compiles faster than one prod(k)-way concatenation
+    tap_dims = (*kernel, c_out_g) if taps_first else (c_out_g, *kernel)
+    # one (g, c, N, *X) or (N, *X, g, c) piece per tap, its spatial axes from `first` on
+    if channel_major:
+        rows, first = prod.shape[2:], 3
+        prod = reshape(prod, (groups, *tap_dims, *rows))
+        tap_axis, piece_shape = 1, (groups, c_out_g, *rows)
+    else:
+        lead, first = prod.shape[: n + 1], 1
+        prod = reshape(prod, (*lead, groups, *tap_dims))
+        tap_axis, piece_shape = n + 2, (*lead, groups, c_out_g)
+    tap_axis += 0 if taps_first else 1
+    # split's transpose is a concatenation, so the im2col of the cotangent is one copy
+    # (indexing the taps transposes to a sum of padded one-tap tensors); one kernel axis
+    # at a time: the transposes are then k-way concatenations, which XLA compiles faster
+    # than one prod(k)-way concatenation
     pieces = [prod]
     for a in range(len(kernel)):
-        axis = n + 2 + a if taps_first else n + 3 + a
-        pieces = [q for p in pieces for q in jnp.split(p, kernel[a], axis=axis)]
-    pieces = [reshape(p, (*lead, groups, c_out_g)) for p in pieces]
+        pieces = [q for p in pieces for q in jnp.split(p, kernel[a], axis=tap_axis + a)]
+    pieces = [reshape(p, piece_shape) for p in pieces]
     spatial = spatial_shape(x, spec)
     framed = taps_first and math.prod(kernel) > FRAMED_TAPS  # see _framed_sum
-    phases = []
+    phases: list[jax.Array | None] = []
     for rho in itertools.product(*(range(s) for s in spec.stride)):
         terms = []
         for window in itertools.product(*(range(p.width) for p in plans)):
@@ -197,22 +237,29 @@ def _col2im_overlap(prod, x, w, spec, taps_first):
         if not terms:
             phases.append(None)
         elif framed:
-            phases.append(_framed_sum(terms, plans, spatial))
+            phases.append(_framed_sum(terms, plans, spatial, first))
         else:
             phases.append(
                 functools.reduce(
-                    jnp.add, (_shifted_term(p, window, plans, spatial) for p, window in terms)
+                    jnp.add,
+                    (_shifted_term(p, window, plans, spatial, first) for p, window in terms),
                 )
             )
-    if any(z is None for z in phases):  # phases no tap reaches (or an empty crop window)
-        index = (slice(None), *[slice(0, 0)] * n, slice(None), slice(None))
-        config = [(0, 0, 0), *[(0, p.z_length, 0) for p in plans], (0, 0, 0), (0, 0, 0)]
-        # zeros padded from an empty slice of the products keep their batch sharding
-        zero = lax.pad(pieces[0][index], jnp.zeros((), prod.dtype), config)
-        phases = [zero if z is None else z for z in phases]
-    z = jnp.stack(phases, axis=-2)  # (N, *Z, g, P, c)
+    # phases no tap reaches (or an empty crop window) are zeros padded from an empty
+    # slice of the products, which keep their batch sharding
+    index, config = [slice(None)] * (n + 3), [(0, 0, 0)] * (n + 3)
+    for a, plan in enumerate(plans):
+        index[first + a], config[first + a] = slice(0, 0), (0, plan.z_length, 0)
+    zero = functools.partial(lax.pad, pieces[0][tuple(index)], jnp.zeros((), prod.dtype), config)
+    filled = [zero() if z is None else z for z in phases]
+    lengths = output_lengths(x, w, spec)
+    if channel_major:
+        z = jnp.stack(filled, axis=-1)  # (g, c, N, *Z, P)
+        z = reshape(z, (*z.shape[:-1], *spec.stride))
+        return assemble_channels_first(z, spec, plans, lengths)
+    z = jnp.stack(filled, axis=-2)  # (N, *Z, g, P, c)
     z = reshape(z, (*z.shape[:-2], *spec.stride, c_out_g))
-    return assemble(z, spec, plans, output_lengths(x, w, spec))
+    return assemble(z, spec, plans, lengths)
 
 
 COL2IM = Lowering(

@@ -173,3 +173,18 @@ def assemble(z, spec, plans, lengths):
     z = reshape(z, (batch, *sizes, groups * c_out_g))
     z = lax.slice(z, (0,) * z.ndim, (batch, *lengths, groups * c_out_g))
     return z if spec.layout == "channels_last" else jnp.moveaxis(z, -1, 1)
+
+
+def assemble_channels_first(z, spec, plans, lengths):
+    """``z (g, c, N, *Z, P_1..P_N)`` -> the channels-first output ``(N, g c, *lengths)``:
+    per-phase shift, depth-to-space, crop (`assemble` for channel-major phases)."""
+    n = spec.ndim
+    groups, c_out_g, batch = z.shape[:3]
+    for a, plan in enumerate(plans):
+        z = deskew(z, plan, space_axis=3 + a, phase_axis=3 + n + a)
+    # (g, c, N, Q_1..Q_N, P_1..P_N) -> (N, g, c, Q_1, P_1, ..., Q_N, P_N)
+    interleaved = [ax for a in range(n) for ax in (3 + a, 3 + n + a)]
+    z = jnp.transpose(z, (2, 0, 1, *interleaved))
+    sizes = [p.outputs_per_phase * s for p, s in zip(plans, spec.stride)]
+    z = reshape(z, (batch, groups * c_out_g, *sizes))
+    return lax.slice(z, (0,) * z.ndim, (batch, groups * c_out_g, *lengths))
