@@ -357,6 +357,48 @@ def test_col2im_derivative_forms(stride, crop, kernel, monkeypatch):
     assert _col2im.FRAMED_TAPS < 27
 
 
+@pytest.mark.parametrize(
+    "layout, stride, crop, groups, x_shape, w_shape, channel_major",
+    [
+        ("channels_first", (2, 2), ((1, 0), (1, 0)), 1, (1, 4, 6, 5), (4, 3, 3, 3), True),
+        ("channels_first", (2, 2), ((1, 1), (0, 2)), 2, (3, 4, 5, 6), (4, 2, 4, 4), True),
+        (
+            "channels_first",
+            (3, 1, 2),
+            ((0, 0), (1, 1), (1, 0)),
+            1,
+            (2, 2, 3, 4, 3),
+            (2, 3, 2, 3, 3),
+            True,
+        ),
+        ("channels_first", (4,), ((5, 6),), 1, (2, 3, 7), (3, 2, 3), True),  # empty phases
+        ("channels_first", (2,), ((1, 1),), 1, (2, 3, 4), (3, 4, 4), False),  # weight > input
+        ("channels_last", (2, 2), ((1, 0), (1, 0)), 1, (1, 6, 5, 4), (4, 3, 3, 3), False),
+    ],
+)
+def test_col2im_channel_major_values(
+    layout, stride, crop, groups, x_shape, w_shape, channel_major, monkeypatch
+):
+    """`col2im`'s values multiply channel-major for channels-first layers whose weight
+    is no larger than the input (`_channel_major`) and channels-last otherwise: both
+    against the definition (values and the three gradients, which keep the
+    channels-last products), grouped, batched, 1-D to 3-D, with phases no tap
+    reaches."""
+    from convt.lowering import _col2im
+
+    spec = ConvTransposeSpec.create(
+        len(stride), stride=stride, crop=crop, groups=groups, layout=layout
+    )
+    taken = []
+    original = _col2im.assemble_channels_first
+    monkeypatch.setattr(
+        _col2im, "assemble_channels_first", lambda *a: taken.append(1) or original(*a)
+    )
+    jax.clear_caches()  # trace anew, through the patched module
+    compare_with_reference(spec, x_shape, w_shape, "col2im", seed=3)
+    assert bool(taken) == channel_major
+
+
 def test_hazard_axes():
     spec = ConvTransposeSpec(stride=(1, 2), dilation=(1, 1), crop=((1, 1), (1, 1)))
     assert xla_swap_hazard_axes(spec, (4, 2)) == (1,)
