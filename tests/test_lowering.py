@@ -392,7 +392,9 @@ def test_col2im_channel_major_values(
     taken = []
     original = _col2im.assemble_channels_first
     monkeypatch.setattr(
-        _col2im, "assemble_channels_first", lambda *a: taken.append(1) or original(*a)
+        _col2im,
+        "assemble_channels_first",
+        lambda *a, **k: taken.append(1) or original(*a, **k),
     )
     jax.clear_caches()  # trace anew, through the patched module
     compare_with_reference(spec, x_shape, w_shape, "col2im", seed=3)

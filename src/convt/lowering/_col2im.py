@@ -245,18 +245,19 @@ def _col2im_overlap(prod, x, w, spec, *, taps_first: bool, channel_major: bool):
                     (_shifted_term(p, window, plans, spatial, first) for p, window in terms),
                 )
             )
-    # phases no tap reaches (or an empty crop window) are zeros padded from an empty
-    # slice of the products, which keep their batch sharding
-    index, config = [slice(None)] * (n + 3), [(0, 0, 0)] * (n + 3)
-    for a, plan in enumerate(plans):
-        index[first + a], config[first + a] = slice(0, 0), (0, plan.z_length, 0)
-    zero = functools.partial(lax.pad, pieces[0][tuple(index)], jnp.zeros((), prod.dtype), config)
-    filled = [zero() if z is None else z for z in phases]
+    if any(z is None for z in phases):  # phases no tap reaches (or an empty crop window)
+        index, config = [slice(None)] * (n + 3), [(0, 0, 0)] * (n + 3)
+        for a, plan in enumerate(plans):
+            index[first + a], config[first + a] = slice(0, 0), (0, plan.z_length, 0)
+        # zeros padded from an empty slice of the products keep their batch sharding
+        zero = lax.pad(pieces[0][tuple(index)], jnp.zeros((), prod.dtype), config)
+        phases = [zero if z is None else z for z in phases]
+    filled = [z for z in phases if z is not None]
     lengths = output_lengths(x, w, spec)
     if channel_major:
         z = jnp.stack(filled, axis=-1)  # (g, c, N, *Z, P)
         z = reshape(z, (*z.shape[:-1], *spec.stride))
-        return assemble_channels_first(z, spec, plans, lengths)
+        return assemble_channels_first(z, spec, plans, lengths, batch_axis=2)
     z = jnp.stack(filled, axis=-2)  # (N, *Z, g, P, c)
     z = reshape(z, (*z.shape[:-2], *spec.stride, c_out_g))
     return assemble(z, spec, plans, lengths)

@@ -175,16 +175,19 @@ def assemble(z, spec, plans, lengths):
     return z if spec.layout == "channels_last" else jnp.moveaxis(z, -1, 1)
 
 
-def assemble_channels_first(z, spec, plans, lengths):
-    """``z (g, c, N, *Z, P_1..P_N)`` -> the channels-first output ``(N, g c, *lengths)``:
-    per-phase shift, depth-to-space, crop (`assemble` for channel-major phases)."""
+def assemble_channels_first(z, spec, plans, lengths, *, batch_axis: int):
+    """``z`` -> the channels-first output ``(N, g c, *lengths)``: per-phase shift,
+    depth-to-space, crop (`assemble` for phases kept channels-first). ``z`` is ``(N, g,
+    c, *Z, P_1..P_N)`` with ``batch_axis=0``, or ``(g, c, N, *Z, P_1..P_N)`` with
+    ``batch_axis=2``."""
     n = spec.ndim
-    groups, c_out_g, batch = z.shape[:3]
+    lead = [a for a in range(3) if a != batch_axis]  # the groups' and channels' axes
+    batch, channels = z.shape[batch_axis], z.shape[lead[0]] * z.shape[lead[1]]
     for a, plan in enumerate(plans):
         z = deskew(z, plan, space_axis=3 + a, phase_axis=3 + n + a)
-    # (g, c, N, Q_1..Q_N, P_1..P_N) -> (N, g, c, Q_1, P_1, ..., Q_N, P_N)
+    # -> (N, g, c, Q_1, P_1, ..., Q_N, P_N)
     interleaved = [ax for a in range(n) for ax in (3 + a, 3 + n + a)]
-    z = jnp.transpose(z, (2, 0, 1, *interleaved))
+    z = jnp.transpose(z, (batch_axis, *lead, *interleaved))
     sizes = [p.outputs_per_phase * s for p, s in zip(plans, spec.stride)]
-    z = reshape(z, (batch, groups * c_out_g, *sizes))
-    return lax.slice(z, (0,) * z.ndim, (batch, groups * c_out_g, *lengths))
+    z = reshape(z, (batch, channels, *sizes))
+    return lax.slice(z, (0,) * z.ndim, (batch, channels, *lengths))

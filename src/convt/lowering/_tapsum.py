@@ -14,8 +14,8 @@ from jax import lax
 
 from convt.lowering._plan import (
     assemble,
+    assemble_channels_first,
     axis_plans,
-    deskew,
     padded_input,
     phase_kernel,
     tap_windows,
@@ -102,7 +102,7 @@ def _channels_first(
     channel multiplier ``c``) scales each tap's window ``(N, g, *Z)``; the sum over taps
     is ``z (N, g, c, *Z, *P)``, whose phases are deskewed and interleaved with the
     spatial axes into ``(N, g * c, *Q_a * P_a)``."""
-    n, batch, groups = spec.ndim, x.shape[0], x.shape[1]
+    n, groups = spec.ndim, x.shape[1]
     xp = padded_input(x, spec, plans)
     windows = []
     for taps in itertools.product(*(range(p.width) for p in plans)):
@@ -121,13 +121,7 @@ def _channels_first(
             for t, window in enumerate(windows)
         ),
     )  # (N, g, c, *Z, *P)
-    for a, plan in enumerate(plans):
-        z = deskew(z, plan, space_axis=3 + a, phase_axis=3 + n + a)
-    interleaved = [ax for a in range(n) for ax in (3 + a, 3 + n + a)]
-    z = jnp.transpose(z, (0, 1, 2, *interleaved))
-    sizes = [p.outputs_per_phase * s for p, s in zip(plans, spec.stride)]
-    z = reshape(z, (batch, groups * multiplier, *sizes))
-    return lax.slice(z, (0,) * z.ndim, (batch, groups * multiplier, *lengths))
+    return assemble_channels_first(z, spec, plans, lengths, batch_axis=0)
 
 
 def _depthwise(spec: ConvTransposeSpec, weight_shape: tuple[int, ...]) -> str | None:
