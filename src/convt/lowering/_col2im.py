@@ -251,7 +251,7 @@ def _col2im_overlap(prod, x, w, spec, *, taps_first: bool, channel_major: bool):
         # zeros padded from an empty slice of the products keep their batch sharding
         zero = lax.pad(pieces[0][tuple(index)], jnp.zeros((), prod.dtype), config)
         phases = [zero if z is None else z for z in phases]
-    filled = [z for z in phases if z is not None]
+    filled = [z for z in phases if z is not None]  # every phase: the empty ones are zeros now
     lengths = output_lengths(x, w, spec)
     if channel_major:
         z = jnp.stack(filled, axis=-1)  # (g, c, N, *Z, P)
